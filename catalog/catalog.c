@@ -1,0 +1,2 @@
+/* catalog/catalog.c: being written */
+typedef int rosql_placeholder_catalog;

@@ -1,0 +1,1 @@
+typedef int rosql_placeholder_planner;

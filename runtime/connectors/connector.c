@@ -1,0 +1,2 @@
+/* runtime/connectors/connector.c: being written */
+typedef int rosql_placeholder_connector;

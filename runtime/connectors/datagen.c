@@ -1,0 +1,2 @@
+/* runtime/connectors/datagen.c: being written */
+typedef int rosql_placeholder_datagen;

@@ -1,0 +1,2 @@
+/* runtime/connectors/file.c: being written */
+typedef int rosql_placeholder_file;

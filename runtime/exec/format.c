@@ -1,0 +1,1 @@
+/* format.c: being written */ typedef int rosql_placeholder_format;

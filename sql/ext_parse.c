@@ -1,0 +1,2 @@
+/* sql/ext_parse.c: being written */
+typedef int rosql_placeholder_ext_parse;

@@ -1,0 +1,2 @@
+/* sql/parse.c: being written */
+typedef int rosql_placeholder_parse;

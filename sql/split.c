@@ -1,0 +1,2 @@
+/* sql/split.c: being written */
+typedef int rosql_placeholder_split;
