@@ -117,7 +117,9 @@ cat_table *cat_table_get(cat_db *db, const char *name, ros_error *err);
 /*
  * Drops table name and its rows.  Without cascade, refuses with
  * ROS_ERR_DEPENDENT_OBJECTS when a job that is not finished reads or
- * writes it.  Returns 0, 1 when it did not exist (nothing changed), -1 on error.
+ * writes it (today: a job in state created or running whose sink_table is
+ * name); with cascade deletes those jobs too.
+ * Returns 0, 1 when it did not exist (nothing changed), -1 on error.
  */
 int cat_table_drop(cat_db *db, const char *name, bool cascade, ros_error *err);
 /* All tables sorted by name: *out is a malloc'd array of *n tables. */
@@ -189,7 +191,8 @@ typedef struct cat_instance {
 /* Errors: ROS_ERR_DUPLICATE_OBJECT `service "s" already exists`. */
 int cat_service_create(cat_db *db, cat_service *s, ros_error *err);
 cat_service *cat_service_get(cat_db *db, const char *name, ros_error *err);
-/* Updates options, desired_instances, state and last_error of s (by id). */
+/* Updates options, desired_instances, state and last_error of s (by id).
+ * Errors: ROS_ERR_UNDEFINED_OBJECT when no service has that id. */
 int cat_service_update(cat_db *db, const cat_service *s, ros_error *err);
 /*
  * Drops service name and its instance rows.  Without cascade, refuses with
@@ -203,8 +206,10 @@ int cat_service_list(cat_db *db, cat_service ***out, int *n, ros_error *err);
 void cat_service_free(cat_service *s);
 
 /* Inserts or updates (by service_id, idx) the live state of one instance;
- * fills in->id and sets updated_at to now. */
+ * fills in->id and sets updated_at to now.  Errors: ROS_ERR_UNDEFINED_OBJECT
+ * when the service does not exist. */
 int cat_instance_put(cat_db *db, cat_instance *in, ros_error *err);
+/* Returns 0, 1 when there was no such instance, -1 on error. */
 int cat_instance_delete(cat_db *db, int64_t service_id, int idx, ros_error *err);
 /* Instances of one service (service_id > 0) or of all (service_id == 0),
  * ordered by service, idx. */
@@ -229,9 +234,16 @@ typedef struct cat_job {
     double created_at, updated_at;
 } cat_job;
 
+/* Records j (j->id filled in; state defaults to "created"; created_at, when
+ * 0, and updated_at are set to now). */
 int cat_job_create(cat_db *db, cat_job *j, ros_error *err);
 cat_job *cat_job_get(cat_db *db, int64_t id, ros_error *err);
+/* Stores every field of j (by id) and sets updated_at to now.  Errors:
+ * ROS_ERR_UNDEFINED_OBJECT when no job has that id. */
 int cat_job_update(cat_db *db, const cat_job *j, ros_error *err);
+/* Deletes job id and its checkpoints.  Returns 0, 1 when it did not exist,
+ * -1 on error. */
+int cat_job_delete(cat_db *db, int64_t id, ros_error *err);
 int cat_job_list(cat_db *db, cat_job ***out, int *n, ros_error *err);
 void cat_job_free(cat_job *j);
 
@@ -246,8 +258,9 @@ typedef struct cat_checkpoint {
     size_t state_len;
 } cat_checkpoint;
 
-/* Adds a checkpoint record (c->id filled in) and keeps only the newest
- * `keep` of its job. */
+/* Adds a checkpoint record (c->id filled in; created_at set to now when 0)
+ * and keeps only the newest `keep` of its job (keep <= 0: keeps all).
+ * Errors: ROS_ERR_UNDEFINED_OBJECT when the job does not exist. */
 int cat_checkpoint_add(cat_db *db, cat_checkpoint *c, int keep, ros_error *err);
 /* Latest checkpoint of job, or NULL (err untouched) when none. */
 cat_checkpoint *cat_checkpoint_latest(cat_db *db, int64_t job_id, ros_error *err);

@@ -301,6 +301,7 @@ struct sql_stmt {
             const char *what;     /* lower-cased: "tables", "functions", "services", "jobs",
                                      "checkpoints", "all", or a setting name */
             int64_t job_id;       /* SHOW CHECKPOINTS FOR JOB n, else -1 */
+            const char *object;   /* SHOW COLUMNS FROM t / SHOW SERVICE EVENTS FOR s: the name, else NULL */
         } show;
         struct {
             const char *name;     /* lower-cased setting name */

@@ -1,1 +1,0 @@
-typedef int rosql_placeholder_planner;

@@ -1,0 +1,340 @@
+/*
+ * cast.c
+ *    Conversions between types: numeric widening and narrowing with range
+ *    checks, text input (PostgreSQL's input syntax for each type) and text
+ *    output (ros_format_value).
+ */
+#include "runtime/exec/exec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <rosql/rosql.h>
+
+#include "runtime/core/types.h"
+
+static int out_of_range(ros_error *err, ros_type t)
+{
+    return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "%s out of range", ros_type_name(t));
+}
+
+static int bad_input(ros_error *err, ros_type t, const char *s, size_t n)
+{
+    return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid input syntax for type %s: \"%.*s\"", ros_type_name(t),
+                         (int)(n > 200 ? 200 : n), s);
+}
+
+/* Trims ASCII whitespace from both ends of [*s, *s + *n). */
+static void trim(const char **s, size_t *n)
+{
+    while (*n && isspace((unsigned char)**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n && isspace((unsigned char)(*s)[*n - 1]))
+        (*n)--;
+}
+
+static int parse_int(const char *s, size_t n, ros_type t, int64_t *out, ros_error *err)
+{
+    const char *p = s;
+    size_t m = n;
+    trim(&p, &m);
+    char buf[64];
+    if (m == 0 || m >= sizeof buf)
+        return m >= sizeof buf ? out_of_range(err, t) : bad_input(err, t, s, n);
+    memcpy(buf, p, m);
+    buf[m] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (*end != '\0' || end == buf)
+        return bad_input(err, t, s, n);
+    if (errno == ERANGE)
+        return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "value \"%s\" is out of range for type %s", buf,
+                             ros_type_name(t));
+    if ((t == ROS_TYPE_INT16 && (v < INT16_MIN || v > INT16_MAX)) ||
+        (t == ROS_TYPE_INT32 && (v < INT32_MIN || v > INT32_MAX)))
+        return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "value \"%s\" is out of range for type %s", buf,
+                             ros_type_name(t));
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *s, size_t n, ros_type t, double *out, ros_error *err)
+{
+    const char *p = s;
+    size_t m = n;
+    trim(&p, &m);
+    char buf[128];
+    if (m == 0 || m >= sizeof buf)
+        return bad_input(err, t, s, n);
+    memcpy(buf, p, m);
+    buf[m] = '\0';
+    if (strcasecmp(buf, "nan") == 0) {
+        *out = NAN;
+        return 0;
+    }
+    if (strcasecmp(buf, "infinity") == 0 || strcasecmp(buf, "+infinity") == 0 || strcasecmp(buf, "inf") == 0) {
+        *out = INFINITY;
+        return 0;
+    }
+    if (strcasecmp(buf, "-infinity") == 0 || strcasecmp(buf, "-inf") == 0) {
+        *out = -INFINITY;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double d = strtod(buf, &end);
+    if (*end != '\0' || end == buf || isnan(d) || isinf(d))
+        return bad_input(err, t, s, n);
+    if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL))
+        return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "\"%s\" is out of range for type %s", buf, ros_type_name(t));
+    if (t == ROS_TYPE_FLOAT32 && isfinite(d) && fabs(d) > 3.40282347e38)
+        return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "\"%s\" is out of range for type real", buf);
+    *out = d;
+    return 0;
+}
+
+static int parse_bool(const char *s, size_t n, bool *out, ros_error *err)
+{
+    const char *p = s;
+    size_t m = n;
+    trim(&p, &m);
+    static const char *const yes[] = {"t", "true", "y", "yes", "on", "1"};
+    static const char *const no[] = {"f", "false", "n", "no", "off", "0"};
+    for (size_t i = 0; i < 6; i++) {
+        if (m == strlen(yes[i]) && strncasecmp(p, yes[i], m) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (m == strlen(no[i]) && strncasecmp(p, no[i], m) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return bad_input(err, ROS_TYPE_BOOL, s, n);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int rt_parse_append(ros_vector *dst, const char *s, size_t n, ros_error *err)
+{
+    int rc = 0;
+    switch (dst->type) {
+    case ROS_TYPE_BOOL: {
+        bool b = false;
+        if (parse_bool(s, n, &b, err) < 0)
+            return -1;
+        rc = ros_vector_append_bool(dst, b);
+        break;
+    }
+    case ROS_TYPE_INT16:
+    case ROS_TYPE_INT32:
+    case ROS_TYPE_INT64: {
+        int64_t v = 0;
+        if (parse_int(s, n, dst->type, &v, err) < 0)
+            return -1;
+        rc = dst->type == ROS_TYPE_INT16   ? ros_vector_append_i16(dst, (int16_t)v)
+             : dst->type == ROS_TYPE_INT32 ? ros_vector_append_i32(dst, (int32_t)v)
+                                           : ros_vector_append_i64(dst, v);
+        break;
+    }
+    case ROS_TYPE_FLOAT32:
+    case ROS_TYPE_FLOAT64: {
+        double d;
+        if (parse_float(s, n, dst->type, &d, err) < 0)
+            return -1;
+        rc = dst->type == ROS_TYPE_FLOAT32 ? ros_vector_append_f32(dst, (float)d) : ros_vector_append_f64(dst, d);
+        break;
+    }
+    case ROS_TYPE_TEXT:
+        rc = ros_vector_append_bytes(dst, s, (uint32_t)n);
+        break;
+    case ROS_TYPE_BYTEA: {
+        if (n >= 2 && s[0] == '\\' && s[1] == 'x') {
+            if ((n - 2) % 2)
+                return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid hexadecimal data: odd number of digits");
+            uint8_t *tmp = malloc((n - 2) / 2 + 1);
+            if (!tmp)
+                return ros_error_oom(err);
+            for (size_t i = 2, k = 0; i < n; i += 2, k++) {
+                int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+                if (hi < 0 || lo < 0) {
+                    free(tmp);
+                    return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid hexadecimal digit: \"%c\"",
+                                         hi < 0 ? s[i] : s[i + 1]);
+                }
+                tmp[k] = (uint8_t)(hi << 4 | lo);
+            }
+            rc = ros_vector_append_bytes(dst, tmp, (uint32_t)((n - 2) / 2));
+            free(tmp);
+        } else {
+            rc = ros_vector_append_bytes(dst, s, (uint32_t)n);
+        }
+        break;
+    }
+    case ROS_TYPE_FLOAT32_ARRAY: {
+        const char *p = s;
+        size_t m = n;
+        trim(&p, &m);
+        if (m < 2 || p[0] != '{' || p[m - 1] != '}')
+            return ros_error_set(err, ROS_ERR_INVALID_TEXT, "malformed array literal: \"%.*s\"", (int)n, s);
+        size_t cap = 16, cnt = 0;
+        float *vals = malloc(cap * sizeof(float));
+        if (!vals)
+            return ros_error_oom(err);
+        const char *q = p + 1, *end = p + m - 1;
+        while (q < end) {
+            const char *comma = memchr(q, ',', (size_t)(end - q));
+            const char *item_end = comma ? comma : end;
+            double d;
+            if (parse_float(q, (size_t)(item_end - q), ROS_TYPE_FLOAT32, &d, err) < 0) {
+                free(vals);
+                return -1;
+            }
+            if (cnt == cap) {
+                cap *= 2;
+                float *nv = realloc(vals, cap * sizeof(float));
+                if (!nv) {
+                    free(vals);
+                    return ros_error_oom(err);
+                }
+                vals = nv;
+            }
+            vals[cnt++] = (float)d;
+            q = comma ? comma + 1 : end;
+        }
+        rc = ros_vector_append_bytes(dst, vals, (uint32_t)(cnt * sizeof(float)));
+        free(vals);
+        break;
+    }
+    default:
+        rc = ros_vector_append_null(dst);
+        break;
+    }
+    return rc < 0 ? ros_error_oom(err) : 0;
+}
+
+/* Reads row i of a numeric vector as double / int64. */
+static double num_f(const ros_vector *v, uint32_t i)
+{
+    switch (v->type) {
+    case ROS_TYPE_INT16: return ROS_VEC_I16(v)[i];
+    case ROS_TYPE_INT32: return ROS_VEC_I32(v)[i];
+    case ROS_TYPE_INT64: return (double)ROS_VEC_I64(v)[i];
+    case ROS_TYPE_FLOAT32: return ROS_VEC_F32(v)[i];
+    case ROS_TYPE_FLOAT64: return ROS_VEC_F64(v)[i];
+    case ROS_TYPE_BOOL: return ROS_VEC_BOOL(v)[i];
+    default: return 0;
+    }
+}
+
+static int64_t num_i(const ros_vector *v, uint32_t i)
+{
+    switch (v->type) {
+    case ROS_TYPE_INT16: return ROS_VEC_I16(v)[i];
+    case ROS_TYPE_INT32: return ROS_VEC_I32(v)[i];
+    case ROS_TYPE_INT64: return ROS_VEC_I64(v)[i];
+    case ROS_TYPE_BOOL: return ROS_VEC_BOOL(v)[i];
+    default: return 0;
+    }
+}
+
+int rt_cast_vector(const ros_vector *src, ros_vector *dst, ros_error *err)
+{
+    uint32_t n = src->len;
+    ros_type to = dst->type, from = src->type;
+    ros_vector_reset(dst);
+    if (from == to)
+        return rt_vector_copy(dst, src) < 0 ? ros_error_oom(err) : 0;
+    if (from == ROS_TYPE_NULL) {
+        for (uint32_t i = 0; i < n; i++)
+            if (ros_vector_append_null(dst) < 0)
+                return ros_error_oom(err);
+        return 0;
+    }
+    bool from_num = ros_type_is_numeric(from) || from == ROS_TYPE_BOOL;
+    if (from_num && (ros_type_is_numeric(to) || to == ROS_TYPE_BOOL)) {
+        if (ros_vector_resize_fixed(dst, n) < 0)
+            return ros_error_oom(err);
+        for (uint32_t i = 0; i < n; i++) {
+            if (ros_vector_is_null(src, i)) {
+                ros_vector_set_valid(dst, i, false);
+                continue;
+            }
+            if (to == ROS_TYPE_FLOAT64) {
+                ROS_VEC_F64(dst)[i] = num_f(src, i);
+            } else if (to == ROS_TYPE_FLOAT32) {
+                double d = num_f(src, i);
+                if (isfinite(d) && fabs(d) > 3.40282347e38)
+                    return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "value out of range: overflow");
+                ROS_VEC_F32(dst)[i] = (float)d;
+            } else if (to == ROS_TYPE_BOOL) {
+                ROS_VEC_BOOL(dst)[i] = num_i(src, i) != 0;
+            } else {
+                int64_t v;
+                if (from == ROS_TYPE_FLOAT32 || from == ROS_TYPE_FLOAT64) {
+                    double d = rint(num_f(src, i)); /* PostgreSQL rounds half to even */
+                    if (isnan(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0)
+                        return out_of_range(err, to);
+                    v = (int64_t)d;
+                } else
+                    v = num_i(src, i);
+                if (to == ROS_TYPE_INT16) {
+                    if (v < INT16_MIN || v > INT16_MAX)
+                        return out_of_range(err, to);
+                    ROS_VEC_I16(dst)[i] = (int16_t)v;
+                } else if (to == ROS_TYPE_INT32) {
+                    if (v < INT32_MIN || v > INT32_MAX)
+                        return out_of_range(err, to);
+                    ROS_VEC_I32(dst)[i] = (int32_t)v;
+                } else
+                    ROS_VEC_I64(dst)[i] = v;
+            }
+        }
+        return 0;
+    }
+    if (to == ROS_TYPE_TEXT) {
+        char *buf = NULL;
+        size_t len = 0, cap = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            len = 0;
+            int r = ros_format_value(src, i, &buf, &len, &cap);
+            int rc = r == 1 ? ros_vector_append_null(dst) : r < 0 ? -1 : ros_vector_append_bytes(dst, buf, (uint32_t)len);
+            if (rc < 0) {
+                free(buf);
+                return ros_error_oom(err);
+            }
+        }
+        free(buf);
+        return 0;
+    }
+    if (from == ROS_TYPE_TEXT) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (ros_vector_is_null(src, i)) {
+                if (ros_vector_append_null(dst) < 0)
+                    return ros_error_oom(err);
+                continue;
+            }
+            uint32_t len;
+            const uint8_t *p = ros_vector_bytes(src, i, &len);
+            if (rt_parse_append(dst, (const char *)p, len, err) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH, "cannot cast type %s to %s", ros_type_name(from),
+                         ros_type_name(to));
+}

@@ -1,0 +1,106 @@
+/*
+ * exec.h
+ *    The executor: compiled expressions and pull-based batch operators.
+ *
+ * A plan (planner/plan.h) is turned into a tree of rt_op, each of which
+ * returns one ros_batch at a time from next().  Expressions are compiled
+ * into rt_expr trees that own their scratch vectors, so evaluating a batch
+ * allocates nothing once buffers have grown.  Constant subtrees are
+ * evaluated once at compile time.
+ *
+ * Conditional expressions (CASE, COALESCE, AND, OR) evaluate their later
+ * arguments only on the rows that still need them, so
+ * `CASE WHEN x = 0 THEN 0 ELSE 1 / x END` never divides by zero and an
+ * expensive function call inside a CASE branch sees only its rows.
+ */
+#ifndef RT_EXEC_H
+#define RT_EXEC_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rosql/vector.h>
+
+#include "catalog/catalog.h"
+#include "planner/plan.h"
+#include "runtime/core/error.h"
+
+#define RT_BATCH_SIZE 1024
+
+typedef struct rt_exec_ctx {
+    cat_db *db;                       /* catalog */
+    volatile sig_atomic_t *cancel;    /* set asynchronously to cancel */
+    uint32_t batch_size;              /* rows per batch */
+    int64_t rows_written;             /* INSERT: rows written */
+} rt_exec_ctx;
+
+/* ---------------------------------------------------------------- */
+/* Expressions */
+
+typedef struct rt_expr rt_expr;
+
+/* Compiles e.  Returns NULL with err set (e.g. a constant subexpression
+ * that fails to evaluate, such as 1/0). */
+rt_expr *rt_expr_compile(rt_exec_ctx *ctx, const plan_expr *e, ros_error *err);
+
+/* Evaluates x over in (in->nrows rows).  Returns a vector of in->nrows rows
+ * owned by x or by in, valid until the next evaluation; NULL with err set on
+ * error. */
+const ros_vector *rt_expr_eval(rt_expr *x, const ros_batch *in, ros_error *err);
+
+void rt_expr_free(rt_expr *x);
+
+/* ---------------------------------------------------------------- */
+/* Operators */
+
+typedef struct rt_op rt_op;
+
+/* Builds the operator tree for plan p.  NULL with err set on failure. */
+rt_op *rt_op_build(rt_exec_ctx *ctx, const plan_node *p, ros_error *err);
+
+/* Next batch: 1 with *out set (valid until the next call), 0 at the end,
+ * -1 with err set. */
+int rt_op_next(rt_op *op, ros_batch **out, ros_error *err);
+
+void rt_op_free(rt_op *op);
+
+/* ---------------------------------------------------------------- */
+/* Batch and vector utilities (vecutil.c) */
+
+/* Initialises b with ncols empty columns of the given types; -1 on OOM. */
+int rt_batch_init(ros_batch *b, int ncols, const ros_type *types);
+/* Frees the columns and the column array. */
+void rt_batch_free(ros_batch *b);
+/* Empties every column, keeping buffers. */
+void rt_batch_reset(ros_batch *b);
+
+/* Appends row i of src to dst (same type); -1 on OOM. */
+int rt_vector_append_row(ros_vector *dst, const ros_vector *src, uint32_t i);
+/* dst = src[sel[0..n)] (dst emptied first); -1 on OOM. */
+int rt_vector_gather(ros_vector *dst, const ros_vector *src, const uint32_t *sel, uint32_t n);
+/* Makes dst a deep copy of src; -1 on OOM. */
+int rt_vector_copy(ros_vector *dst, const ros_vector *src);
+
+/* Three-way comparison of two non-NULL values of the same type (PostgreSQL
+ * order: text bytewise, NaN greater than every other float). */
+int rt_value_cmp(const ros_vector *a, uint32_t i, const ros_vector *b, uint32_t j);
+
+/* Appends a type-tagged binary encoding of row i (NULL-aware) to buf:
+ * equal values give equal bytes (used for hashing group keys). */
+int rt_key_encode(const ros_vector *v, uint32_t i, ros_strbuf *buf);
+
+uint64_t rt_hash_bytes(const void *p, size_t n);
+
+/* ---------------------------------------------------------------- */
+/* Casts (cast.c) */
+
+/* Converts every row of src into dst (already initialised with the target
+ * type, emptied first).  Errors as PostgreSQL's: `invalid input syntax for
+ * type integer: "abc"`, `integer out of range`. */
+int rt_cast_vector(const ros_vector *src, ros_vector *dst, ros_error *err);
+
+/* Parses text (n bytes) as type dst->type and appends it to dst. */
+int rt_parse_append(ros_vector *dst, const char *s, size_t n, ros_error *err);
+
+#endif /* RT_EXEC_H */

@@ -1,0 +1,59 @@
+/*
+ * session_int.h
+ *    The session's internals shared by session.c (queries, SET), ddl.c
+ *    (catalog statements) and show.c (SHOW).
+ */
+#ifndef RT_SESSION_INT_H
+#define RT_SESSION_INT_H
+
+#include <signal.h>
+#include <stdarg.h>
+
+#include <rosql/rosql.h>
+
+#include "catalog/catalog.h"
+#include "planner/planner.h"
+#include "runtime/core/arena.h"
+#include "runtime/core/error.h"
+#include "runtime/exec/udf.h"
+#include "sql/ast.h"
+
+struct ros_session {
+    cat_db *db;                     /* catalog connection */
+    rt_udf_cache udfs;              /* C functions loaded by this process */
+    volatile sig_atomic_t cancel;   /* set by ros_session_cancel */
+    char **settings;                /* SET values, NULL = default */
+};
+
+/* Current value of a setting (never NULL for a known name). */
+const char *rt_session_setting(ros_session *s, const char *name);
+
+/* A result made of text cells (SHOW, EXPLAIN). */
+typedef struct rt_rows {
+    int ncols;
+    const char *const *names;
+    ros_batch b;
+} rt_rows;
+
+int rt_rows_init(rt_rows *r, int ncols, const char *const *names);
+int rt_rows_add(rt_rows *r, const char *const *cells);
+/* Sends the rows with tag "<tag_word> <n>" (or no tag for ""), then frees them. */
+int rt_rows_send(rt_rows *r, const ros_result_sink *sink, const char *tag_word);
+void rt_rows_free(rt_rows *r);
+
+int rt_result_begin(const ros_result_sink *sink, int ncols, const char *const *names, const ros_type *types);
+int rt_result_end(const ros_result_sink *sink, const char *tag);
+void rt_notice(const ros_result_sink *sink, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void rt_plan_ctx_init(ros_session *s, plan_ctx *pc, ros_arena *arena, const char *sql, ros_error *err);
+plan_node *rt_rewrite(ros_session *s, ros_arena *arena, plan_node *plan, ros_error *err);
+int rt_run_insert(ros_session *s, ros_arena *arena, plan_node *plan, int64_t *rows, ros_error *err);
+
+/* CREATE / DROP / ALTER of tables, functions, services (ddl.c). */
+int rt_exec_ddl(ros_session *s, ros_arena *arena, const char *sql, const sql_stmt *st, const ros_result_sink *sink,
+                ros_error *err);
+/* SHOW TABLES | FUNCTIONS | SERVICES | JOBS | CHECKPOINTS | COLUMNS (show.c). */
+int rt_exec_show(ros_session *s, ros_arena *arena, const char *sql, const sql_stmt *st, const ros_result_sink *sink,
+                 ros_error *err);
+
+#endif /* RT_SESSION_INT_H */
