@@ -9,6 +9,7 @@
  *          with WITH (opts) and/or SERVICE name [METHOD 'm'] among them
  *      ALTER FUNCTION name [(argtypes)] SET (opts)
  *      SHOW TABLES | FUNCTIONS | SERVICES | JOBS | CHECKPOINTS [FOR JOB n]
+ *      SHOW COLUMNS FROM table
  *         | SERVICE EVENTS | ALL | name
  *
  *    opts:  key [= value] [, ...]   value: 'string' | number | word
@@ -47,7 +48,7 @@ static int ext_end(ext *p);
 
 /* Statement words that make SHOW ours (SHOW <setting> stays PostgreSQL's). */
 static const char *const show_words[] = {"tables", "functions", "services", "jobs", "checkpoints",
-                                         "service", NULL};
+                                         "service", "columns", NULL};
 
 /* Is there, at parenthesis depth 0 after token from, a SERVICE or METHOD
  * word or a WITH followed by "("? */
@@ -570,6 +571,15 @@ static sql_stmt *ext_show(ext *p)
     }
     if (accept_word(p, "all")) {
         s->u.show.what = "all";
+        return s;
+    }
+    if (accept_word(p, "columns")) {
+        /* SHOW COLUMNS FROM table: what \d table prints */
+        if (!accept_word(p, "from") && expect_word(p, "in") < 0)
+            return NULL;
+        s->u.show.what = "columns";
+        if (ext_name(p, &s->u.show.object) < 0)
+            return NULL;
         return s;
     }
     /* TABLES, FUNCTIONS, SERVICES, JOBS or a setting (possibly dotted) */

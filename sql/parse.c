@@ -189,7 +189,7 @@ const char *const *sql_keywords(void)
         "INTEGER", "INT", "BIGINT", "SMALLINT", "REAL", "DOUBLE", "PRECISION", "FLOAT", "TEXT",
         "VARCHAR", "BOOLEAN", "BYTEA",
         /* utility */
-        "SHOW", "TABLES", "FUNCTIONS", "SERVICES", "JOBS", "JOB", "CHECKPOINTS", "EVENTS",
+        "SHOW", "TABLES", "FUNCTIONS", "SERVICES", "JOBS", "JOB", "CHECKPOINTS", "EVENTS", "COLUMNS",
         "EXPLAIN", "ANALYZE", "VERBOSE", "REWRITE", "BEGIN", "COMMIT", "ROLLBACK",
         NULL,
     };

@@ -73,7 +73,7 @@ static char *conv_strdup(conv *c, const char *s)
 }
 
 /* ------------------------------------------------------------------ */
-/* Entry point */
+/* Depth guard */
 
 /* Tokens that may add a level to the parse tree within one list item. */
 static bool nests(const sql_tokens *t, int i)
@@ -111,9 +111,8 @@ static int check_nesting(const char *text, const sql_tokens *t, ros_error *err)
         if (sql_tok_is_punct(t, i, '(') || sql_tok_is_punct(t, i, '[')) {
             count[++level] = 0;
         } else if (sql_tok_is_punct(t, i, ')') || sql_tok_is_punct(t, i, ']')) {
-            sum -= count[level];
-            if (level > 0)
-                level--;
+            if (level > 0) /* unbalanced: the parser reports it */
+                sum -= count[level--];
         } else if (sql_tok_is_punct(t, i, ',') || sql_tok_is_word(t, i, "and") || sql_tok_is_word(t, i, "or")) {
             sum -= count[level];
             count[level] = 0;
@@ -130,6 +129,9 @@ static int check_nesting(const char *text, const sql_tokens *t, ros_error *err)
     free(count);
     return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* Entry point */
 
 sql_stmt *sql_pg_parse(const char *text, const sql_tokens *toks, ros_arena *arena,
                        ros_error *err)
@@ -154,8 +156,9 @@ sql_stmt *sql_pg_parse(const char *text, const sql_tokens *toks, ros_arena *aren
     if (tree->n_stmts == 0) {
         ros_error_set(err, ROS_ERR_SYNTAX, "empty statement");
     } else if (tree->n_stmts > 1) {
-        sql_error_at(err, text, tree->stmts[1]->stmt_location, ROS_ERR_SYNTAX,
-                     "only one statement can be parsed at a time");
+        int i = sql_tok_at(toks, tree->stmts[1]->stmt_location); /* skip the blanks */
+        sql_error_at(err, text, i < toks->n ? toks->toks[i].start : tree->stmts[1]->stmt_location,
+                     ROS_ERR_SYNTAX, "only one statement can be parsed at a time");
     } else {
         stmt = conv_stmt(&c, tree->stmts[0]->stmt);
         if (stmt)

@@ -206,7 +206,7 @@ static const char all_expected[] =
     "t|-32768|2147483647|-9223372036854775808|0.1|0.1|plain|\\x00ff10|{1.5,-2,3.25e-05}\n"
     "NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL\n"
     "f|0|-1|9223372036854775807|Infinity|-Infinity|he said \"hi\", then\nleft\\ \t caf\xc3\xa9|\\x|{}\n"
-    "t|32767|-2147483648|1234567890123|NaN|0.33333333333333331|||\\x5c78|{3.40282347e+38}\n";
+    "t|32767|-2147483648|1234567890123|NaN|0.3333333333333333||\\x5c78|{3.4028235e+38}\n";
 
 /* ------------------------------------------------------------------ */
 /* datagen */
@@ -395,11 +395,12 @@ static void test_datagen_sequence(void **state)
     tt = tbl_new("datagen", 2, names, types, "fields.small.start", "32760", NULL);
     src = rt_source_open(NULL, &tt->t, NULL, &err);
     assert_non_null(src);
-    read_all(src, 100, &n);
+    txt = read_all(src, 100, &n);
     assert_int_equal(n, 8);
+    assert_string_equal(txt, "1|32760\n2|32761\n3|32762\n4|32763\n5|32764\n6|32765\n7|32766\n8|32767\n");
+    free(txt);
     src->ops->close(src);
     free(tt);
-    (void)txt;
 }
 
 static void test_datagen_random_ranges(void **state)
@@ -637,7 +638,8 @@ static void test_connector_dispatch(void **state)
         {"sqlite", "mode", "x", ROS_ERR_INVALID_PARAMETER, "invalid value for option \"mode\": \"x\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (strcmp(cases[i].msg, "option \"path\" is required for connector \"file\"") == 0)
+        if (strcmp(cases[i].conn, "file") != 0 ||
+            strcmp(cases[i].msg, "option \"path\" is required for connector \"file\"") == 0)
             tt = tbl_new(cases[i].conn, 1, names, types, cases[i].k, cases[i].v, NULL);
         else
             tt = tbl_new(cases[i].conn, 1, names, types, "path", "/tmp/x.csv", cases[i].k, cases[i].v, NULL);
@@ -724,7 +726,7 @@ static void test_file_csv_roundtrip(void **state)
                         ",,,,,,,,\n"
                         "f,0,-1,9223372036854775807,Infinity,-Infinity,\"he said \"\"hi\"\", then\nleft\\ \t "
                         "caf\xc3\xa9\",\\x,{}\n"
-                        "t,32767,-2147483648,1234567890123,NaN,0.33333333333333331,\"\",\\x5c78,{3.40282347e+38}\n");
+                        "t,32767,-2147483648,1234567890123,NaN,0.3333333333333333,\"\",\\x5c78,{3.4028235e+38}\n");
     free(txt);
     unlink(path);
     free(path);
@@ -771,11 +773,12 @@ static void test_file_json_roundtrip(void **state)
     batch_free(&b);
     txt = slurp(path);
     const char *line3 = strchr(strchr(txt, '\n') + 1, '\n') + 1;
-    assert_memory_equal(line3,
+    char line[512];
+    snprintf(line, sizeof line, "%.*s", (int)(strchr(line3, '\n') - line3 + 1), line3);
+    assert_string_equal(line,
                         "{\"b\":false,\"i16\":0,\"i32\":-1,\"i64\":9223372036854775807,\"f32\":\"Infinity\","
                         "\"f64\":\"-Infinity\",\"s\":\"he said \\\"hi\\\", then\\nleft\\\\ \\t caf\xc3\xa9\","
-                        "\"by\":\"\\\\x\",\"arr\":[]}\n",
-                        strlen(line3) < 10 ? 10 : strchr(line3, '\n') - line3 + 1);
+                        "\"by\":\"\\\\x\",\"arr\":[]}\n");
     assert_non_null(strstr(txt, "{\"b\":null,\"i16\":null,\"i32\":null,\"i64\":null,\"f32\":null,\"f64\":null,"
                                 "\"s\":null,\"by\":null,\"arr\":null}\n"));
     free(txt);
@@ -822,6 +825,7 @@ static void test_file_header_and_options(void **state)
     free(txt);
     src->ops->close(src);
     unlink(path);
+    free(tt);
 
     /* Delimiter, null_string, CRLF line ends, a byte order mark, a last
      * line without newline, quoted null string. */
@@ -1007,7 +1011,7 @@ static void test_file_tail(void **state)
     assert_int_equal(ROS_VEC_I32(&b.cols[0])[1], 4);
     assert_int_equal(src->ops->next(src, &b, 100, &err), 2);
     int64_t off = src->ops->offset(src);
-    assert_int_equal(off, 22);
+    assert_int_equal(off, 20);
     src->ops->close(src);
 
     /* A new source continues from a recorded offset, with true line numbers. */
@@ -1220,8 +1224,9 @@ static void test_sqlite_roundtrip(void **state)
     assert_int_equal(src->ops->offset(src), 12);
     assert_int_equal(src->ops->next(src, &cb, 100, &err), 2);
     src->ops->close(src);
-    read_all(bounded, 5, &n);
+    txt = read_all(bounded, 5, &n);
     assert_int_equal(n, 8);
+    free(txt);
     bounded->ops->close(bounded);
     batch_free(&cb);
     batch_free(&b);
@@ -1283,8 +1288,6 @@ static void test_sqlite_roundtrip(void **state)
     sink->ops->close(sink);
     batch_free(&b);
 
-    /* Bad mode and a datagen table through the catalog. */
-    ros_error_clear(&err);
     cat_table_free(t2);
     cat_table_free(t);
     cat_close(db);

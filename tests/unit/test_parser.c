@@ -1114,7 +1114,9 @@ static void test_syntax_errors(void **state)
     bad("SELECT * FROM", ROS_ERR_SYNTAX, "syntax error at end of input", 14);
     bad("SELECT 'é' FORM t", ROS_ERR_SYNTAX, "syntax error at or near \"t\"", 17);
     bad("SELECT 'abc", ROS_ERR_SYNTAX, "unterminated quoted string at or near \"'abc\"", 8);
-    bad("SELECT 1; SELECT 2", ROS_ERR_SYNTAX, "only one statement can be parsed at a time", 10);
+    bad("SELECT 1; SELECT 2", ROS_ERR_SYNTAX, "only one statement can be parsed at a time", 11);
+    bad(";", ROS_ERR_SYNTAX, "empty statement", 0);
+    bad("  -- nothing", ROS_ERR_SYNTAX, "empty statement", 0);
 
     char *r = report("SELECT * FORM t");
     assert_string_equal(r, "ERROR:  syntax error at or near \"FORM\"\n"

@@ -1,0 +1,31 @@
+-- rosql quickstart: run with   build/shell/rosql -f examples/quickstart.sql
+-- (scripts/quickstart.sh does this on a fresh database).
+
+-- 1. A generated source: deterministic rows from a seed, like a stream of events.
+CREATE TABLE events (id bigint, user_id integer, amount double precision, note text)
+  WITH (connector = 'datagen', rows = 100000, seed = 42,
+        'fields.user_id.min' = 1, 'fields.user_id.max' = 20,
+        'fields.amount.min' = 0, 'fields.amount.max' = 100,
+        'fields.note.length' = 12);
+
+SELECT * FROM events ORDER BY id LIMIT 5;
+
+-- 2. Aggregate it into a table stored in the database file (connector sqlite, the default).
+CREATE TABLE per_user AS
+  SELECT user_id, count(*) AS events, round(sum(amount)) AS total, avg(amount) > 50 AS big_spender
+  FROM events GROUP BY user_id;
+
+SELECT * FROM per_user WHERE total > 100000 ORDER BY total DESC LIMIT 5;
+
+-- 3. A user-defined C function: the same code a service runs out of process.
+CREATE FUNCTION score(text) RETURNS double precision
+  LANGUAGE c AS 'build/examples/librosql_example_udf.so', 'score_udf' IMMUTABLE;
+
+SELECT id, note, round(score(note) * 100) AS score FROM events WHERE id <= 5 ORDER BY id;
+
+-- 4. A service definition (an RpcOperator service: its workers run the handler
+--    in their own processes; see docs/sql.md).
+CREATE SERVICE echo USING 'builtin:echo' WITH (instances = 2, max_batch = 256);
+SHOW SERVICES;
+
+EXPLAIN SELECT user_id, count(*) FROM events WHERE amount > 10 GROUP BY user_id ORDER BY 2 DESC LIMIT 3;

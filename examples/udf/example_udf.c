@@ -1,0 +1,163 @@
+/*
+ * example_udf.c
+ *    Example user-defined C functions for rosql (see include/rosql/udf.h).
+ *
+ * Build: part of the rosql build (build/examples/librosql_example_udf.so).
+ * Use:
+ *     CREATE FUNCTION add_one(bigint) RETURNS bigint
+ *         LANGUAGE c AS 'build/examples/librosql_example_udf.so', 'add_one_udf';
+ *
+ * `score` shows the init/fini hooks: init stands in for an expensive model
+ * load and runs once per process; the function then uses the loaded state.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rosql/udf.h>
+
+/* add_one(bigint) -> bigint */
+static int add_one(ros_func_ctx *ctx, const ros_vector *const *args, uint32_t nrows, ros_vector *out)
+{
+    for (uint32_t i = 0; i < nrows; i++) {
+        if (ros_vector_is_null(args[0], i)) {
+            if (ros_vector_append_null(out) < 0)
+                goto oom;
+            continue;
+        }
+        int64_t x = ROS_VEC_I64(args[0])[i];
+        if (x == INT64_MAX) {
+            snprintf(ctx->errmsg, sizeof ctx->errmsg, "bigint out of range");
+            return 1;
+        }
+        if (ros_vector_append_i64(out, x + 1) < 0)
+            goto oom;
+    }
+    return 0;
+oom:
+    snprintf(ctx->errmsg, sizeof ctx->errmsg, "out of memory");
+    return 1;
+}
+
+ROS_UDF_EXPORT const ros_udf add_one_udf = {
+    .abi_version = ROS_UDF_ABI_VERSION,
+    .name = "add_one",
+    .nargs = 1,
+    .arg_types = {ROS_TYPE_INT64},
+    .ret_type = ROS_TYPE_INT64,
+    .fn = add_one,
+};
+
+/* word_count(text) -> integer: words separated by spaces */
+static int word_count(ros_func_ctx *ctx, const ros_vector *const *args, uint32_t nrows, ros_vector *out)
+{
+    (void)ctx;
+    for (uint32_t i = 0; i < nrows; i++) {
+        if (ros_vector_is_null(args[0], i)) {
+            ros_vector_append_null(out);
+            continue;
+        }
+        uint32_t n;
+        const uint8_t *s = ros_vector_bytes(args[0], i, &n);
+        int32_t words = 0;
+        int in_word = 0;
+        for (uint32_t k = 0; k < n; k++) {
+            int sp = s[k] == ' ' || s[k] == '\t' || s[k] == '\n';
+            if (!sp && !in_word)
+                words++;
+            in_word = !sp;
+        }
+        ros_vector_append_i32(out, words);
+    }
+    return 0;
+}
+
+ROS_UDF_EXPORT const ros_udf word_count_udf = {
+    .abi_version = ROS_UDF_ABI_VERSION,
+    .name = "word_count",
+    .nargs = 1,
+    .arg_types = {ROS_TYPE_TEXT},
+    .ret_type = ROS_TYPE_INT32,
+    .fn = word_count,
+};
+
+/* score(text) -> double precision: a toy "model" with weights loaded at init */
+typedef struct model {
+    double weights[256];
+} model;
+
+static int score_init(ros_func_ctx *ctx)
+{
+    model *m = malloc(sizeof *m);
+    if (!m) {
+        snprintf(ctx->errmsg, sizeof ctx->errmsg, "out of memory loading the model");
+        return 1;
+    }
+    for (int i = 0; i < 256; i++)
+        m->weights[i] = sin((double)i) * 0.5 + 0.5;
+    ctx->state = m;
+    return 0;
+}
+
+static void score_fini(ros_func_ctx *ctx)
+{
+    free(ctx->state);
+    ctx->state = NULL;
+}
+
+static int score(ros_func_ctx *ctx, const ros_vector *const *args, uint32_t nrows, ros_vector *out)
+{
+    const model *m = ctx->state;
+    for (uint32_t i = 0; i < nrows; i++) {
+        if (ros_vector_is_null(args[0], i)) {
+            ros_vector_append_null(out);
+            continue;
+        }
+        uint32_t n;
+        const uint8_t *s = ros_vector_bytes(args[0], i, &n);
+        double acc = 0;
+        for (uint32_t k = 0; k < n; k++)
+            acc += m->weights[s[k]];
+        ros_vector_append_f64(out, n ? acc / n : 0);
+    }
+    return 0;
+}
+
+ROS_UDF_EXPORT const ros_udf score_udf = {
+    .abi_version = ROS_UDF_ABI_VERSION,
+    .name = "score",
+    .nargs = 1,
+    .arg_types = {ROS_TYPE_TEXT},
+    .ret_type = ROS_TYPE_FLOAT64,
+    .fn = score,
+    .init = score_init,
+    .fini = score_fini,
+};
+
+/* fail_on_negative(bigint) -> bigint: errors on a negative input, for tests */
+static int fail_on_negative(ros_func_ctx *ctx, const ros_vector *const *args, uint32_t nrows, ros_vector *out)
+{
+    for (uint32_t i = 0; i < nrows; i++) {
+        if (ros_vector_is_null(args[0], i)) {
+            ros_vector_append_null(out);
+            continue;
+        }
+        int64_t x = ROS_VEC_I64(args[0])[i];
+        if (x < 0) {
+            snprintf(ctx->errmsg, sizeof ctx->errmsg, "negative input %lld", (long long)x);
+            return 1;
+        }
+        ros_vector_append_i64(out, x);
+    }
+    return 0;
+}
+
+ROS_UDF_EXPORT const ros_udf fail_on_negative_udf = {
+    .abi_version = ROS_UDF_ABI_VERSION,
+    .name = "fail_on_negative",
+    .nargs = 1,
+    .arg_types = {ROS_TYPE_INT64},
+    .ret_type = ROS_TYPE_INT64,
+    .fn = fail_on_negative,
+};

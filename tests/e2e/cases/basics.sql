@@ -1,0 +1,25 @@
+-- Tables stored in the database file, queries, and PostgreSQL-shaped errors.
+CREATE TABLE people (id integer NOT NULL, name text, age smallint, score double precision);
+INSERT INTO people VALUES (1, 'ada', 36, 9.5), (2, 'bob', NULL, 7.25), (3, 'cy', 41, NULL), (4, 'dee', 36, 8);
+SELECT * FROM people ORDER BY id;
+SELECT name, age + 1 AS next_age FROM people WHERE age IS NOT NULL ORDER BY next_age DESC, name;
+SELECT age, count(*), avg(score) FROM people GROUP BY age ORDER BY age NULLS FIRST;
+SELECT DISTINCT age FROM people ORDER BY 1;
+SELECT upper(name) || '!' AS shout FROM people ORDER BY id LIMIT 2 OFFSET 1;
+INSERT INTO people (id, name) SELECT id + 10, name || '2' FROM people WHERE id <= 2;
+SELECT count(*) FILTER (WHERE name LIKE '%2') AS copies, count(DISTINCT age) FROM people;
+SELECT * FORM people;
+SELECT * FROM nobody;
+SELECT nope FROM people;
+SELECT name FROM people WHERE age + 'x' > 1;
+INSERT INTO people VALUES (NULL, 'zed', 1, 1);
+SELECT 2147483647 + 1;
+SELECT 1 / 0;
+CREATE TABLE people (x int);
+CREATE TABLE IF NOT EXISTS people (x int);
+DROP TABLE IF EXISTS ghosts;
+DROP TABLE ghosts;
+CREATE TABLE copy AS SELECT id, name FROM people WHERE id > 2;
+SELECT * FROM copy ORDER BY id;
+DROP TABLE copy;
+SELECT * FROM copy;
