@@ -4,7 +4,7 @@
 -- 1. A generated source: deterministic rows from a seed, like a stream of events.
 CREATE TABLE events (id bigint, user_id integer, amount double precision, note text)
   WITH (connector = 'datagen', rows = 100000, seed = 42,
-        'fields.user_id.min' = 1, 'fields.user_id.max' = 20,
+        'fields.user_id.kind' = 'random', 'fields.user_id.min' = 1, 'fields.user_id.max' = 20,
         'fields.amount.min' = 0, 'fields.amount.max' = 100,
         'fields.note.length' = 12);
 

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libpg-query-dev libprotobuf-c-dev libsqlite3-dev
-          libnng-dev libcmocka-dev libedit-dev sqlite3 python3)
+          libnng-dev libcmocka-dev libedit-dev sqlite3 time python3)
 # PostgreSQL is only needed by the differential tests (tests/diff), which
 # skip cleanly without it; install it when asked.
 if [ "${ROSQL_WITH_POSTGRES:-0}" = 1 ]; then

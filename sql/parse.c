@@ -18,6 +18,7 @@
 
 static sql_stmt *parse_submit(const char *stmt, const sql_tokens *toks, ros_arena *arena,
                               ros_error *err);
+static const char *quote_option_keys(const char *stmt, const sql_tokens *toks, ros_arena *arena);
 
 /* ------------------------------------------------------------------ */
 /* Entry point */
@@ -31,7 +32,53 @@ sql_stmt *sql_parse(const char *stmt, ros_arena *arena, ros_error *err)
         return parse_submit(stmt, &toks, arena, err);
     if (sql_ext_wants(&toks))
         return sql_ext_parse(&toks, arena, err);
+    if (sql_tok_is_word(&toks, 0, "create")) {
+        const char *copy = quote_option_keys(stmt, &toks, arena);
+        if (!copy)
+            return ros_error_oom(err), NULL;
+        toks.text = copy;
+        return sql_pg_parse(copy, &toks, arena, err);
+    }
     return sql_pg_parse(stmt, &toks, arena, err);
+}
+
+/*
+ * CREATE TABLE ... WITH ('fields.id.kind' = 'sequence'): connector options
+ * are written Flink-style with quoted dotted keys, which PostgreSQL's
+ * reloption grammar does not take ('x' is a string there, and a bare key has
+ * at most one dot).  In a copy of the text, a simple '...' key right after
+ * "(" or "," and before "=" inside the top-level WITH ( ... ) becomes the
+ * quoted identifier "...": same length, so every position stays right.
+ * Returns stmt itself when there is nothing to change, NULL on OOM.
+ */
+static const char *quote_option_keys(const char *stmt, const sql_tokens *toks, ros_arena *arena)
+{
+    int depth = 0, with_open = -1;
+    char *copy = NULL;
+    for (int i = 0; i < toks->n; i++) {
+        if (sql_tok_is_punct(toks, i, '(')) {
+            if (depth == 0 && i > 0 && sql_tok_is_word(toks, i - 1, "with"))
+                with_open = depth + 1;
+            depth++;
+        } else if (sql_tok_is_punct(toks, i, ')')) {
+            if (depth == with_open)
+                with_open = -1;
+            depth--;
+        } else if (depth == with_open && with_open > 0 && toks->toks[i].cls == SQL_TOK_STRING &&
+                   sql_tok_is_punct(toks, i + 1, '=') &&
+                   (sql_tok_is_punct(toks, i - 1, '(') || sql_tok_is_punct(toks, i - 1, ','))) {
+            const sql_token *t = &toks->toks[i];
+            if (stmt[t->start] != '\'' || stmt[t->end - 1] != '\'' || t->end - t->start < 3 ||
+                memchr(stmt + t->start + 1, '\'', (size_t)(t->end - t->start - 2)) ||
+                memchr(stmt + t->start + 1, '"', (size_t)(t->end - t->start - 2)))
+                continue;
+            if (!copy && !(copy = ros_arena_strdup(arena, stmt)))
+                return NULL;
+            copy[t->start] = '"';
+            copy[t->end - 1] = '"';
+        }
+    }
+    return copy ? copy : stmt;
 }
 
 /* SUBMIT INSERT ...: an INSERT that runs detached. */

@@ -34,7 +34,9 @@ typedef struct rt_source_ops {
      * Resets out to nproj columns and appends up to max_rows rows to it.
      * Returns 1 when rows were produced, 0 at the end of input (out empty),
      * 2 when an unbounded source has nothing right now (out empty; call again
-     * later), -1 on error with err set.
+     * later), -1 on error with err set.  A rate-limited source (datagen with
+     * rows_per_second) returns 2 while ahead of schedule even when bounded.
+     * max_rows == 0 means a default batch size (1024).
      */
     int (*next)(rt_source *src, ros_batch *out, uint32_t max_rows, ros_error *err);
     /* The position after the last row returned, as an opaque int64 (row
@@ -82,7 +84,8 @@ typedef struct rt_source_opts {
 int rt_connector_validate(cat_db *db, const cat_table *t, ros_error *err);
 
 /* Opens a source over table t.  Returns NULL with err set on failure
- * (missing file: ROS_ERR_UNDEFINED_FILE `could not open file "p": ...`). */
+ * (missing file: ROS_ERR_UNDEFINED_FILE `could not open file "p": ...`).
+ * opts may be NULL: every column in table order, not tail. */
 rt_source *rt_source_open(cat_db *db, const cat_table *t, const rt_source_opts *opts, ros_error *err);
 
 /* Opens a sink writing into table t (sqlite: inside the catalog's current

@@ -420,7 +420,8 @@ void rt_format_value(const ros_vector *v, uint32_t i, ros_strbuf *out)
     case ROS_TYPE_TEXT: {
         uint32_t len;
         const uint8_t *p = ros_vector_bytes(v, i, &len);
-        ros_strbuf_appendn(out, (const char *)p, len);
+        if (len) /* an all-empty column may have no data buffer at all */
+            ros_strbuf_appendn(out, (const char *)p, len);
         return;
     }
     case ROS_TYPE_BYTEA: {

@@ -1105,6 +1105,45 @@ static void test_file_sink_abort(void **state)
     free(path);
 }
 
+/* Garbage input never crashes a reader: every call ends in a row batch, the
+ * end, or an error that is reported. */
+static void test_file_garbage(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "{}[]\",:\\\n\r ux0123456789.-eEtrfalsn\xc3\xa9\x01";
+    char *path = tmp_path(".txt");
+    uint64_t x = 12345;
+    for (int round = 0; round < 300; round++) {
+        char text[300];
+        size_t len = (size_t)(round % 290) + 1;
+        for (size_t i = 0; i < len; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            text[i] = alphabet[(x >> 33) % (sizeof alphabet - 1)];
+        }
+        text[len] = '\0';
+        write_file(path, text, "w");
+        for (int json = 0; json < 2; json++) {
+            test_table *tt = tbl_new("file", ALL_N, all_names, all_types, "path", path, "format",
+                                     json ? "json" : "csv", NULL);
+            ros_error err;
+            ros_error_clear(&err);
+            rt_source *src = rt_source_open(NULL, &tt->t, NULL, &err);
+            assert_non_null(src);
+            ros_batch b = {0};
+            int rc;
+            while ((rc = src->ops->next(src, &b, 2, &err)) == 1)
+                ;
+            assert_true(rc == 0 || rc == -1);
+            assert_int_equal(err.set, rc == -1);
+            batch_free(&b);
+            src->ops->close(src);
+            free(tt);
+        }
+    }
+    unlink(path);
+    free(path);
+}
+
 /* ------------------------------------------------------------------ */
 /* sqlite */
 
@@ -1311,6 +1350,7 @@ int main(void)
         cmocka_unit_test(test_file_missing),
         cmocka_unit_test(test_file_tail),
         cmocka_unit_test(test_file_sink_abort),
+        cmocka_unit_test(test_file_garbage),
         cmocka_unit_test(test_sqlite_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
