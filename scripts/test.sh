@@ -4,7 +4,7 @@
 #   ROSQL_SKIP_ASAN=1 scripts/test.sh   # only the normal build
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+ROSQL_WITH_POSTGRES=1 scripts/setup.sh
 (cd build && ctest --output-on-failure -j2 --timeout 300)
 if [ "${ROSQL_SKIP_ASAN:-0}" != 1 ]; then
   BUILD_DIR=build-asan ROSQL_SANITIZE=ON BUILD_TYPE=Debug scripts/setup.sh

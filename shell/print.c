@@ -224,6 +224,12 @@ static bool type_right_aligned(ros_type t)
            t == ROS_TYPE_FLOAT64;
 }
 
+/* The buffered text; "" before anything was buffered (all values empty). */
+static const char *pr_text(const printer *p)
+{
+    return p->text ? p->text : "";
+}
+
 static void put_spaces(FILE *f, int n)
 {
     for (int i = 0; i < n; i++)
@@ -515,7 +521,7 @@ static void table_print_row(printer *p, const pr_cell *cells)
     if (!cur)
         return;
     for (int c = 0; c < p->ncols; c++)
-        cur[c] = cells[c].len < 0 ? NULL : p->text + cells[c].off;
+        cur[c] = cells[c].len < 0 ? NULL : pr_text(p) + cells[c].off;
     bool more = true;
     while (more) {
         more = false;
@@ -526,7 +532,7 @@ static void table_print_row(printer *p, const pr_cell *cells)
             const char *stop = seg;
             int w = 0;
             if (seg) {
-                const char *end = p->text + cells[c].off + cells[c].len;
+                const char *end = pr_text(p) + cells[c].off + cells[c].len;
                 stop = line_at(seg, end, &next);
                 w = pr_display_width(seg, (size_t)(stop - seg));
             }
@@ -593,7 +599,7 @@ static void expanded_print_record(printer *p, const pr_cell *cells, uint64_t rec
     for (int c = 0; c < p->ncols; c++) {
         const char *name = p->names[c];
         int nw = pr_display_width(name, strlen(name));
-        const char *seg = cells[c].len < 0 ? NULL : p->text + cells[c].off;
+        const char *seg = cells[c].len < 0 ? NULL : pr_text(p) + cells[c].off;
         const char *end = seg ? seg + cells[c].len : NULL;
         bool first = true;
         do {

@@ -51,7 +51,8 @@ static int fmt_append(char **buf, size_t *len, size_t *cap, const char *s, size_
 {
     if (fmt_reserve(buf, len, cap, n) < 0)
         return -1;
-    memcpy(*buf + *len, s, n);
+    if (n > 0) /* s may be NULL for an empty value (a vector without data) */
+        memcpy(*buf + *len, s, n);
     *len += n;
     (*buf)[*len] = '\0';
     return 0;
