@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -68,10 +69,20 @@ cat_db *cat_open(const char *path, ros_error *err)
     /* Refuse foreign files before changing anything in them (WAL mode is
      * persistent, so even the journal pragma would write to the file). */
     int version;
-    if (cat_schema_check(db->sq, db->path, CAT_SCHEMA_VERSION, &version, err) < 0)
-        goto fail;
-    if (db_configure(db, err) < 0)
-        goto fail;
+    /* Another process opening the same new file at the same moment may hold
+     * the lock that switching to WAL needs; SQLite does not always run the
+     * busy handler there, so retry for as long as the busy timeout. */
+    for (int attempt = 0;; attempt++) {
+        if (cat_schema_check(db->sq, db->path, CAT_SCHEMA_VERSION, &version, err) == 0 &&
+            db_configure(db, err) == 0)
+            break;
+        int code = sqlite3_errcode(db->sq) & 0xff;
+        if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || attempt * 10 >= CAT_BUSY_TIMEOUT_MS)
+            goto fail;
+        ros_error_clear(err);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     if (version < CAT_SCHEMA_VERSION &&
         cat_schema_migrate(db->sq, db->path, cat_migrations, CAT_SCHEMA_VERSION, err) < 0)
         goto fail;

@@ -48,25 +48,65 @@ static void *oom(plan_ctx *ctx)
 /* ---------------------------------------------------------------- */
 /* Names */
 
-/* PostgreSQL's name for an unaliased target. */
+/* The last part of the name PostgreSQL's grammar gives a type: what a cast
+ * contributes to an output column name (integer is int4, real[] float4). */
+static const char *cast_type_name(const sql_typename *tn)
+{
+    switch (tn->type) {
+    case ROS_TYPE_BOOL: return "bool";
+    case ROS_TYPE_INT16: return "int2";
+    case ROS_TYPE_INT32: return "int4";
+    case ROS_TYPE_INT64: return "int8";
+    case ROS_TYPE_FLOAT32: return "float4";
+    case ROS_TYPE_FLOAT64: return "float8";
+    case ROS_TYPE_FLOAT32_ARRAY: return "float4";
+    case ROS_TYPE_TEXT: return "text";
+    case ROS_TYPE_BYTEA: return "bytea";
+    default: return tn->name ? tn->name : "?column?";
+    }
+}
+
+/*
+ * PostgreSQL's name for an unaliased target (FigureColnameInternal): sets
+ * *name and returns its strength, 2 for a column or function name, 1 for a
+ * cast's type name or "case", 0 for "?column?".  A cast or CASE keeps a
+ * stronger name from inside (the argument, the ELSE result).
+ */
+static int derive_name_strength(const sql_expr *e, const char **name)
+{
+    int strength;
+    switch (e->kind) {
+    case SQL_E_COLUMN: *name = e->u.column.name; return 2;
+    case SQL_E_FUNC: *name = e->u.func.name; return 2;
+    case SQL_E_CAST:
+        strength = derive_name_strength(e->u.cast.arg, name);
+        if (strength <= 1) {
+            *name = cast_type_name(&e->u.cast.type);
+            return 1;
+        }
+        return strength;
+    case SQL_E_CASE:
+        strength = e->u.case_.else_ ? derive_name_strength(e->u.case_.else_, name) : 0;
+        if (strength <= 1) {
+            *name = "case";
+            return 1;
+        }
+        return strength;
+    case SQL_E_COALESCE: *name = "coalesce"; return 2;
+    case SQL_E_NULLIF: *name = "nullif"; return 2;
+    case SQL_E_MINMAX: *name = e->u.minmax.greatest ? "greatest" : "least"; return 2;
+    case SQL_E_ARRAY: *name = "array"; return 2;
+    case SQL_E_SUBSCRIPT: return derive_name_strength(e->u.subscript.arg, name);
+    default: return 0;
+    }
+}
+
 static const char *derive_name(const sql_expr *e)
 {
-    switch (e->kind) {
-    case SQL_E_COLUMN: return e->u.column.name;
-    case SQL_E_FUNC: return e->u.func.name;
-    case SQL_E_CAST: {
-        const char *n = derive_name(e->u.cast.arg);
-        if (strcmp(n, "?column?") != 0)
-            return n;
-        return e->u.cast.type.name ? e->u.cast.type.name : "?column?";
-    }
-    case SQL_E_CASE: return "case";
-    case SQL_E_COALESCE: return "coalesce";
-    case SQL_E_NULLIF: return "nullif";
-    case SQL_E_MINMAX: return e->u.minmax.greatest ? "greatest" : "least";
-    case SQL_E_ARRAY: return "array";
-    default: return "?column?";
-    }
+    const char *name = "?column?";
+    if (derive_name_strength(e, &name) == 0)
+        return "?column?";
+    return name;
 }
 
 /* ---------------------------------------------------------------- */

@@ -8,7 +8,9 @@
  * statements to be valid PostgreSQL (the parser-based one fails on rosql's
  * extension statements).  We then trim each piece to its first and last real
  * token, so a span starts at a keyword and leading comments and blank lines
- * do not count, and drop pieces that hold no token at all.
+ * do not count, and drop pieces that hold no token at all.  Tokens the
+ * splitter leaves out (it skips statements that do not start with a keyword
+ * it knows) become statements too, so no input is ever dropped silently.
  */
 #include "sql_int.h"
 
@@ -19,6 +21,12 @@
 
 /* ------------------------------------------------------------------ */
 /* sql_split */
+
+static int span_cmp(const void *a, const void *b)
+{
+    const sql_span *x = a, *y = b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
 
 int sql_split(const char *script, sql_span **spans, int *n, ros_error *err)
 {
@@ -42,8 +50,12 @@ int sql_split(const char *script, sql_span **spans, int *n, ros_error *err)
     if (rc < 0)
         goto done;
 
-    sql_span *out = malloc(sizeof(sql_span) * (size_t)(res.n_stmts > 0 ? res.n_stmts : 1));
-    if (!out) {
+    /* one span per statement at most: every statement has a token */
+    sql_span *out = malloc(sizeof(sql_span) * (size_t)(toks.n + res.n_stmts + 1));
+    bool *covered = calloc((size_t)toks.n + 1, sizeof(bool));
+    if (!out || !covered) {
+        free(out);
+        free(covered);
         rc = ros_error_oom(err);
         goto done;
     }
@@ -53,9 +65,11 @@ int sql_split(const char *script, sql_span **spans, int *n, ros_error *err)
         int to = from + res.stmts[i]->stmt_len;
         int first = sql_tok_at(&toks, from);
         int last = -1;
-        for (int k = first; k < toks.n && toks.toks[k].start < to; k++)
+        for (int k = first; k < toks.n && toks.toks[k].start < to; k++) {
+            covered[k] = true;
             if (!sql_tok_is_punct(&toks, k, ';'))
                 last = k;
+        }
         if (last < 0)
             continue; /* empty or only comments */
         while (sql_tok_is_punct(&toks, first, ';'))
@@ -64,6 +78,33 @@ int sql_split(const char *script, sql_span **spans, int *n, ros_error *err)
         out[count].length = toks.toks[last].end - toks.toks[first].start;
         count++;
     }
+    /*
+     * The scanner-based splitter silently leaves out a statement that does
+     * not start with a keyword it knows ("SELEC 1", "oops;").  Never lose
+     * input: tokens no span covers become statements of their own, cut at
+     * top-level semicolons, and the parser then reports them properly.
+     */
+    for (int k = 0; k < toks.n;) {
+        if (covered[k] || sql_tok_is_punct(&toks, k, ';')) {
+            k++;
+            continue;
+        }
+        int first = k, last = k, depth = 0;
+        for (; k < toks.n && !covered[k]; k++) {
+            if (sql_tok_is_punct(&toks, k, '('))
+                depth++;
+            else if (sql_tok_is_punct(&toks, k, ')') && depth > 0)
+                depth--;
+            else if (depth == 0 && sql_tok_is_punct(&toks, k, ';'))
+                break;
+            last = k;
+        }
+        out[count].offset = toks.toks[first].start;
+        out[count].length = toks.toks[last].end - toks.toks[first].start;
+        count++;
+    }
+    free(covered);
+    qsort(out, (size_t)count, sizeof(sql_span), span_cmp);
     *spans = out;
     *n = count;
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "planner/options.h"
 #include "runtime/connectors/connector.h"
@@ -132,6 +133,7 @@ done:
         plan_free(src);
     cat_table_free(created);
     cat_options_free(&t.options);
+    free(t.data_table); /* set by cat_table_create */
     return rc;
 }
 
@@ -184,6 +186,20 @@ static int ddl_create_function(ros_session *s, ros_arena *arena, const char *sql
         }
         f.language = (char *)"c";
         f.library = (char *)cf->library;
+        /* record an absolute path: the function is loaded later by other
+         * processes (job and service workers) that may run elsewhere */
+        if (cf->library[0] != '/') {
+            char cwd[4096];
+            if (!getcwd(cwd, sizeof cwd)) {
+                ros_error_set(err, ROS_ERR_IO, "could not get the current directory: %s", strerror(errno));
+                goto done;
+            }
+            f.library = ros_arena_printf(arena, "%s/%s", cwd, cf->library);
+            if (!f.library) {
+                ros_error_oom(err);
+                goto done;
+            }
+        }
         f.symbol = (char *)cf->symbol;
         /* load and check the function now, so a mismatch is an error here, not later */
         plan_udf *u = rt_udf_load(f.name, f.library, f.symbol, f.nargs, f.arg_types, f.ret_type, "", err);

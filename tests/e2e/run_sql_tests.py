@@ -10,8 +10,11 @@ its stdout and stderr) is compared with NAME.out.
   run_sql_tests.py ROSQL BUILD_DIR [CASE...]   # compare
   run_sql_tests.py --update ROSQL BUILD_DIR    # rewrite the .out files
 
-@EXAMPLES@ in a case is replaced by BUILD_DIR/examples, @TMP@ by the case's
-temporary directory.  Exit status: 0 all passed, 1 some failed.
+Statements run in the case's temporary directory, where `examples` links to
+BUILD_DIR/examples, so a case names the example library by the relative path
+examples/librosql_example_udf.so and its output does not depend on where the
+build lives.  @TMP@ in a case is replaced by that directory (and the directory
+by @TMP@ in the output).  Exit status: 0 all passed, 1 some failed.
 """
 import os
 import subprocess
@@ -40,19 +43,21 @@ def statements(text):
 def run_case(rosql, build, name):
     with open(os.path.join(CASES, name + ".sql")) as f:
         text = f.read()
-    with tempfile.TemporaryDirectory(prefix="rosql-e2e-") as tmp:
-        text = text.replace("@EXAMPLES@", os.path.join(build, "examples")).replace("@TMP@", tmp)
+    # a fixed root keeps path lengths, and so column widths, the same everywhere
+    with tempfile.TemporaryDirectory(prefix="rosql-e2e-", dir="/tmp") as tmp:
+        text = text.replace("@TMP@", tmp)
+        os.symlink(os.path.join(build, "examples"), os.path.join(tmp, "examples"))
         db = os.path.join(tmp, "test.db")
         transcript = []
         for st in statements(text):
             try:
-                p = subprocess.run([rosql, db, "-c", st], capture_output=True, text=True, timeout=60)
+                p = subprocess.run([rosql, db, "-c", st], capture_output=True, text=True, timeout=60, cwd=tmp)
                 status = p.returncode
                 body = p.stdout + p.stderr
             except subprocess.TimeoutExpired:
                 status, body = "timeout", ""
             transcript.append(st + "\n" + body + ("" if status == 0 else "[exit %s]\n" % status))
-        return "\n".join(transcript).replace(tmp, "@TMP@").replace(os.path.join(build, "examples"), "@EXAMPLES@")
+        return "\n".join(transcript).replace(tmp, "@TMP@")
 
 
 def main(argv):

@@ -195,6 +195,20 @@ static void test_split_extension_statements(void **state)
                 3, want);
 }
 
+/* Regression: libpg_query's scanner splitter leaves out statements that do
+ * not start with a keyword it knows; they must reach the parser (and fail
+ * there) instead of vanishing. */
+static void test_split_keeps_unknown_statements(void **state)
+{
+    (void)state;
+    const char *want[] = {"SELEC 1"};
+    check_spans("SELEC 1", 1, want);
+    const char *want2[] = {"SELECT 1", "oops FORM t", "SELECT (2; 3)"};
+    check_spans("SELECT 1; oops FORM t;\n SELECT (2; 3);", 3, want2);
+    const char *want3[] = {"foo", "bar 'x;y'"};
+    check_spans("foo; bar 'x;y'", 2, want3);
+}
+
 static void test_split_offsets(void **state)
 {
     (void)state;
@@ -1272,6 +1286,7 @@ int main(void)
         T(test_split_comments),
         T(test_split_empty),
         T(test_split_extension_statements),
+        T(test_split_keeps_unknown_statements),
         T(test_split_offsets),
         T(test_split_errors),
         T(test_is_complete),
