@@ -104,6 +104,36 @@ static bool cast_allowed(ros_type from, ros_type to, bool is_explicit)
     return false;
 }
 
+/*
+ * Whether e stands for a value PostgreSQL computes as numeric, which rosql
+ * computes as double precision: a decimal literal (only those are float
+ * constants at bind time), avg() of integers, sum() of bigint.  Numeric
+ * rounds half away from zero where double precision rounds half to even.
+ */
+static bool numeric_origin(const plan_expr *e)
+{
+    if (e->kind == PE_CONST)
+        return e->type == ROS_TYPE_FLOAT64 && !e->u.cnst.is_null;
+    if (e->kind == PE_AGG && e->nargs == 1)
+        return (e->u.agg.kind == AGG_AVG && ros_type_is_integer(e->args[0]->type)) ||
+               (e->u.agg.kind == AGG_SUM && e->args[0]->type == ROS_TYPE_INT64);
+    return false;
+}
+
+/* round(e, 0): numeric's rounding for a numeric_origin value. */
+static plan_expr *round_numeric(plan_ctx *ctx, plan_expr *e)
+{
+    plan_expr *f = plan_expr_new(ctx->arena, PE_FUNC, ROS_TYPE_FLOAT64, 2);
+    plan_expr *zero = plan_expr_new(ctx->arena, PE_CONST, ROS_TYPE_INT32, 0);
+    if (!f || !zero)
+        return oom(ctx);
+    f->u.func = FN_ROUND;
+    f->args[0] = e;
+    f->args[1] = zero;
+    f->location = zero->location = e->location;
+    return f;
+}
+
 plan_expr *plan_coerce(plan_ctx *ctx, plan_expr *e, ros_type t, bool is_explicit)
 {
     if (!e)
@@ -126,6 +156,9 @@ plan_expr *plan_coerce(plan_ctx *ctx, plan_expr *e, ros_type t, bool is_explicit
     if (!e->unknown && !cast_allowed(e->type, t, is_explicit))
         return plan_error(ctx, e->location, ROS_ERR_DATATYPE_MISMATCH, "cannot cast type %s to %s",
                           ros_type_name(e->type), ros_type_name(t));
+    if (ros_type_is_integer(t) && e->type == ROS_TYPE_FLOAT64 && numeric_origin(e) &&
+        !(e = round_numeric(ctx, e)))
+        return NULL;
     plan_expr *c = plan_expr_new(ctx->arena, PE_CAST, t, 1);
     if (!c)
         return oom(ctx);
@@ -419,7 +452,7 @@ static const builtin_fn builtins[] = {
     {"btrim", FN_BTRIM, 1, 2, 't'},         {"trim", FN_BTRIM, 1, 2, 't'},
     {"ltrim", FN_LTRIM, 1, 2, 't'},         {"rtrim", FN_RTRIM, 1, 2, 't'},
     {"replace", FN_REPLACE, 3, 3, 't'},     {"position", FN_POSITION, 2, 2, 'i'},
-    {"strpos", FN_POSITION, 2, 2, 'i'},     {"concat", FN_CONCAT, 0, 100, 'x'},
+    {"strpos", FN_POSITION, 2, 2, 'i'},     {"concat", FN_CONCAT, 1, 100, 'x'},
     {"left", FN_LEFT, 2, 2, 't'},           {"right", FN_RIGHT, 2, 2, 't'},
     {"reverse", FN_REVERSE, 1, 1, 't'},     {"repeat", FN_REPEAT, 2, 2, 't'},
     {"starts_with", FN_STARTS_WITH, 2, 2, 'b'},
@@ -506,8 +539,10 @@ static plan_expr *bind_builtin(plan_ctx *ctx, const plan_scope *scope, const sql
         }
         break;
     case FN_CONCAT:
+        /* concat prints its arguments with their output functions: a
+         * boolean stays one (t/f), unlike its cast to text (true/false) */
         for (int i = 0; i < n; i++)
-            if (!(a[i] = plan_coerce(ctx, a[i], ROS_TYPE_TEXT, true)))
+            if (a[i]->type != ROS_TYPE_BOOL && !(a[i] = plan_coerce(ctx, a[i], ROS_TYPE_TEXT, true)))
                 return NULL;
         break;
     case FN_ABS: case FN_MOD: {
@@ -540,6 +575,10 @@ static plan_expr *bind_builtin(plan_ctx *ctx, const plan_scope *scope, const sql
                 return NULL;
         }
         f->type = ROS_TYPE_FLOAT64;
+        /* round(x) of a double rounds half to even; of what PostgreSQL
+         * holds as numeric, half away from zero as round(x, 0) does */
+        if (b->func == FN_ROUND && n == 1 && numeric_origin(a[0]))
+            return round_numeric(ctx, a[0]);
         return f;
     case FN_ARRAY_LENGTH:
         if (a[0]->type != ROS_TYPE_FLOAT32_ARRAY)
@@ -613,7 +652,8 @@ static plan_expr *bind_agg(plan_ctx *ctx, const plan_scope *scope, const sql_exp
         break;
     case AGG_MIN:
     case AGG_MAX:
-        if (at == ROS_TYPE_FLOAT32_ARRAY || at == ROS_TYPE_NULL)
+        /* PostgreSQL has no min/max for boolean or bytea */
+        if (at == ROS_TYPE_FLOAT32_ARRAY || at == ROS_TYPE_NULL || at == ROS_TYPE_BOOL || at == ROS_TYPE_BYTEA)
             return fn_arg_error(ctx, e, g->args, 1);
         g->type = at;
         break;
@@ -942,8 +982,16 @@ static plan_expr *bind(plan_ctx *ctx, const plan_scope *scope, const sql_expr *e
         if (!a)
             break;
         r = plan_coerce(ctx, a, e->u.cast.type.type, true);
-        if (r && r == a && r->kind != PE_CAST) {
-            /* same type: still a distinct node so the location is the cast's */
+        if (r && r == a && numeric_origin(a)) {
+            /* 2.5::float8 is a double: a cast node of its own, so it no
+             * longer counts as numeric (see numeric_origin) */
+            r = plan_expr_new(ctx->arena, PE_CAST, a->type, 1);
+            if (!r) {
+                oom(ctx);
+                break;
+            }
+            r->args[0] = a;
+            r->location = e->location;
         }
         break;
     }

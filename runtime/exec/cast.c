@@ -90,32 +90,48 @@ static int parse_float(const char *s, size_t n, ros_type t, double *out, ros_err
     }
     char *end;
     errno = 0;
-    double d = strtod(buf, &end);
-    if (*end != '\0' || end == buf || isnan(d) || isinf(d))
+    double d;
+    if (t == ROS_TYPE_FLOAT32) {
+        /* read as float directly: no double rounding, and under/overflow
+         * is judged for real's range */
+        float f = strtof(buf, &end);
+        d = f;
+    } else {
+        d = strtod(buf, &end);
+    }
+    if (*end != '\0' || end == buf)
         return bad_input(err, t, s, n);
-    if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL))
-        return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "\"%s\" is out of range for type %s", buf, ros_type_name(t));
-    if (t == ROS_TYPE_FLOAT32 && isfinite(d) && fabs(d) > 3.40282347e38)
-        return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "\"%s\" is out of range for type real", buf);
+    /* PostgreSQL rejects what over- or underflows to infinity or zero,
+     * keeping denormals; its message quotes the input as given */
+    if (errno == ERANGE && (d == 0.0 || isinf(d)))
+        return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "\"%.*s\" is out of range for type %s",
+                             (int)(n > 200 ? 200 : n), s, ros_type_name(t));
+    if (isnan(d) || isinf(d))
+        return bad_input(err, t, s, n);
     *out = d;
     return 0;
 }
 
+/* PostgreSQL's parse_bool: any prefix of true/false/yes/no, on/off with at
+ * least two letters, 1 and 0, case-insensitive, surrounding spaces allowed. */
 static int parse_bool(const char *s, size_t n, bool *out, ros_error *err)
 {
     const char *p = s;
     size_t m = n;
     trim(&p, &m);
-    static const char *const yes[] = {"t", "true", "y", "yes", "on", "1"};
-    static const char *const no[] = {"f", "false", "n", "no", "off", "0"};
-    for (size_t i = 0; i < 6; i++) {
-        if (m == strlen(yes[i]) && strncasecmp(p, yes[i], m) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (m == strlen(no[i]) && strncasecmp(p, no[i], m) == 0) {
-            *out = false;
-            return 0;
+    if (m > 0) {
+        switch (tolower((unsigned char)p[0])) {
+        case 't': if (m <= 4 && strncasecmp(p, "true", m) == 0) { *out = true; return 0; } break;
+        case 'f': if (m <= 5 && strncasecmp(p, "false", m) == 0) { *out = false; return 0; } break;
+        case 'y': if (m <= 3 && strncasecmp(p, "yes", m) == 0) { *out = true; return 0; } break;
+        case 'n': if (m <= 2 && strncasecmp(p, "no", m) == 0) { *out = false; return 0; } break;
+        case 'o':
+            if (m == 2 && strncasecmp(p, "on", 2) == 0) { *out = true; return 0; }
+            if (m >= 2 && m <= 3 && strncasecmp(p, "off", m) == 0) { *out = false; return 0; }
+            break;
+        case '1': if (m == 1) { *out = true; return 0; } break;
+        case '0': if (m == 1) { *out = false; return 0; } break;
+        default: break;
         }
     }
     return bad_input(err, ROS_TYPE_BOOL, s, n);
@@ -163,26 +179,54 @@ int rt_parse_append(ros_vector *dst, const char *s, size_t n, ros_error *err)
         rc = ros_vector_append_bytes(dst, s, (uint32_t)n);
         break;
     case ROS_TYPE_BYTEA: {
+        /* PostgreSQL's byteain: \x and hex digit pairs (spaces between
+         * pairs allowed), else the escape format (\\ and \ooo octal) */
+        uint8_t *tmp = malloc(n + 1);
+        size_t k = 0;
+        if (!tmp)
+            return ros_error_oom(err);
         if (n >= 2 && s[0] == '\\' && s[1] == 'x') {
-            if ((n - 2) % 2)
-                return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid hexadecimal data: odd number of digits");
-            uint8_t *tmp = malloc((n - 2) / 2 + 1);
-            if (!tmp)
-                return ros_error_oom(err);
-            for (size_t i = 2, k = 0; i < n; i += 2, k++) {
-                int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
-                if (hi < 0 || lo < 0) {
-                    free(tmp);
-                    return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid hexadecimal digit: \"%c\"",
-                                         hi < 0 ? s[i] : s[i + 1]);
+            for (size_t i = 2; i < n;) {
+                if (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
+                    i++;
+                    continue;
                 }
-                tmp[k] = (uint8_t)(hi << 4 | lo);
+                int hi = hexval((unsigned char)s[i]);
+                if (hi < 0) {
+                    free(tmp);
+                    return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid hexadecimal digit: \"%c\"", s[i]);
+                }
+                if (i + 1 >= n) {
+                    free(tmp);
+                    return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid hexadecimal data: odd number of digits");
+                }
+                int lo = hexval((unsigned char)s[i + 1]);
+                if (lo < 0) {
+                    free(tmp);
+                    return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid hexadecimal digit: \"%c\"", s[i + 1]);
+                }
+                tmp[k++] = (uint8_t)(hi << 4 | lo);
+                i += 2;
             }
-            rc = ros_vector_append_bytes(dst, tmp, (uint32_t)((n - 2) / 2));
-            free(tmp);
         } else {
-            rc = ros_vector_append_bytes(dst, s, (uint32_t)n);
+            for (size_t i = 0; i < n;) {
+                if (s[i] != '\\') {
+                    tmp[k++] = (uint8_t)s[i++];
+                } else if (i + 3 < n && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+                           s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+                    tmp[k++] = (uint8_t)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
+                    i += 4;
+                } else if (i + 1 < n && s[i + 1] == '\\') {
+                    tmp[k++] = '\\';
+                    i += 2;
+                } else {
+                    free(tmp);
+                    return ros_error_set(err, ROS_ERR_INVALID_TEXT, "invalid input syntax for type bytea");
+                }
+            }
         }
+        rc = ros_vector_append_bytes(dst, tmp, (uint32_t)k);
+        free(tmp);
         break;
     }
     case ROS_TYPE_FLOAT32_ARRAY: {
@@ -303,6 +347,17 @@ int rt_cast_vector(const ros_vector *src, ros_vector *dst, ros_error *err)
                 } else
                     ROS_VEC_I64(dst)[i] = v;
             }
+        }
+        return 0;
+    }
+    if (to == ROS_TYPE_TEXT && from == ROS_TYPE_BOOL) {
+        /* the cast spells booleans out (the output function prints t/f) */
+        for (uint32_t i = 0; i < n; i++) {
+            bool b = !ros_vector_is_null(src, i) && ROS_VEC_BOOL(src)[i];
+            int rc = ros_vector_is_null(src, i) ? ros_vector_append_null(dst)
+                                                : ros_vector_append_bytes(dst, b ? "true" : "false", b ? 4 : 5);
+            if (rc < 0)
+                return ros_error_oom(err);
         }
         return 0;
     }

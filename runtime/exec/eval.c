@@ -938,8 +938,12 @@ static int eval_func_row(rt_expr *x, const ros_vector *const *a, uint32_t i, ros
         int64_t places = x->nargs > 1 ? inum(a[1], i) : 0;
         double scale = pow(10.0, (double)places);
         double v = d * scale;
-        /* round half away from zero, as PostgreSQL's numeric round does */
-        v = f == FN_ROUND ? (v < 0 ? -floor(-v + 0.5) : floor(v + 0.5)) : trunc(v);
+        /* round(x, n) is numeric's: half away from zero; round(x) of a
+         * double is float8's rint: half to even */
+        if (f == FN_ROUND)
+            v = x->nargs > 1 ? (v < 0 ? -floor(-v + 0.5) : floor(v + 0.5)) : rint(v);
+        else
+            v = trunc(v);
         return ros_vector_append_f64(out, places ? v / scale : v);
     }
     case FN_SQRT: {
@@ -1003,7 +1007,9 @@ static int eval_func(rt_expr *x, const ros_batch *in, ros_error *err)
             /* concat ignores NULLs */
             ros_strbuf_reset(&tmp);
             for (int k = 0; k < x->nargs; k++)
-                if (VALID(a[k], i)) {
+                if (VALID(a[k], i) && a[k]->type == ROS_TYPE_BOOL) {
+                    ros_strbuf_append(&tmp, ROS_VEC_BOOL(a[k])[i] ? "t" : "f");
+                } else if (VALID(a[k], i)) {
                     uint32_t l;
                     const uint8_t *p = txt(a[k], i, &l);
                     ros_strbuf_appendn(&tmp, (const char *)p, l);
