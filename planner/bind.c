@@ -351,7 +351,8 @@ static plan_expr *make_binary(plan_ctx *ctx, plan_op op, plan_expr *l, plan_expr
         r = plan_coerce(ctx, r, ROS_TYPE_TEXT, true);
         operand = result = ROS_TYPE_TEXT;
     } else {
-        if (l->unknown && r->unknown)
+        /* unknown = unknown (NULL = NULL too) compares as text */
+        if ((l->unknown || lt == ROS_TYPE_NULL) && (r->unknown || rt == ROS_TYPE_NULL))
             lt = rt = ROS_TYPE_TEXT;
         else if (l->unknown || lt == ROS_TYPE_NULL)
             lt = rt == ROS_TYPE_NULL ? ROS_TYPE_INT32 : rt;
@@ -393,6 +394,19 @@ static plan_expr *bind_op(plan_ctx *ctx, const plan_scope *scope, const sql_expr
             op = op_names[i].op;
             found = true;
             break;
+        }
+    /* the operators LIKE and ILIKE stand for */
+    static const char *const like_ops[] = {"~~", "!~~", "~~*", "!~~*"};
+    for (int i = 0; i < 4 && e->u.op.left; i++)
+        if (strcmp(name, like_ops[i]) == 0) {
+            sql_expr like = *e;
+            like.kind = SQL_E_LIKE;
+            like.u.like.arg = e->u.op.left;
+            like.u.like.pattern = e->u.op.right;
+            like.u.like.escape = NULL;
+            like.u.like.is_not = i % 2 == 1;
+            like.u.like.ilike = i >= 2;
+            return bind(ctx, scope, &like);
         }
     plan_expr *r = bind(ctx, scope, e->u.op.right);
     if (!r)

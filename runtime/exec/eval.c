@@ -94,7 +94,41 @@ void rt_expr_free(rt_expr *x)
     free(x);
 }
 
-static rt_expr *compile(rt_exec_ctx *ctx, const plan_expr *e, ros_error *err, int depth)
+/*
+ * Whether the constant child c (args[i] of e) settles e, as PostgreSQL's
+ * constant simplification sees it: the later arguments are then not folded
+ * (so CASE WHEN true THEN 1 ELSE 1/0 END is no error).  *skip_next is set
+ * when a CASE condition is constantly false or NULL: that arm's result is
+ * dropped, not folded.
+ */
+static bool settles(const plan_expr *e, int i, const rt_expr *c, bool *skip_next)
+{
+    *skip_next = false;
+    if (!c->is_const || c->cval.len != 1)
+        return false;
+    bool null = ros_vector_is_null(&c->cval, 0);
+    switch (e->kind) {
+    case PE_AND:
+    case PE_OR:
+        return !null && (ROS_VEC_BOOL(&c->cval)[0] != 0) == (e->kind == PE_OR);
+    case PE_COALESCE:
+        return !null;
+    case PE_CASE: {
+        int conds = e->nargs - (e->u.flag ? 1 : 0);
+        if (i % 2 == 1 || i >= conds)
+            return false;
+        if (null || !ROS_VEC_BOOL(&c->cval)[0]) {
+            *skip_next = true;
+            return false;
+        }
+        return true; /* the arm's result is still folded: see compile */
+    }
+    default:
+        return false;
+    }
+}
+
+static rt_expr *compile(rt_exec_ctx *ctx, const plan_expr *e, ros_error *err, int depth, bool fold)
 {
     if (depth > 1000) {
         ros_error_set(err, ROS_ERR_NOT_SUPPORTED, "expression is too deeply nested");
@@ -121,16 +155,26 @@ static rt_expr *compile(rt_exec_ctx *ctx, const plan_expr *e, ros_error *err, in
             ros_error_oom(err);
             goto fail;
         }
-        for (int i = 0; i < e->nargs; i++)
-            if (!(x->args[i] = compile(ctx, e->args[i], err, depth + 1)))
+        int fold_until = fold ? e->nargs : 0; /* arguments before this index may fold */
+        bool skip = false;                     /* the next argument may not */
+        for (int i = 0; i < e->nargs; i++) {
+            bool f = i < fold_until && !skip;
+            bool drop = false;
+            skip = false;
+            if (!(x->args[i] = compile(ctx, e->args[i], err, depth + 1, f)))
                 goto fail;
+            if (f && settles(e, i, x->args[i], &drop))
+                fold_until = e->kind == PE_CASE ? i + 2 : i + 1; /* a CASE arm keeps its result */
+            else
+                skip = drop;
+        }
     }
     if (plan_expr_walk((plan_expr *)e, collect_used, x) && !err->set) {
         ros_error_oom(err);
         goto fail;
     }
     /* fold constant subtrees once */
-    if (depth >= 0 && e->kind != PE_CONST && !plan_expr_walk((plan_expr *)e, is_constant_walker, NULL)) {
+    if (fold && e->kind != PE_CONST && !plan_expr_walk((plan_expr *)e, is_constant_walker, NULL)) {
         ros_batch one = {0, 1, NULL};
         const ros_vector *v = eval(x, &one, err);
         if (!v) {
@@ -173,7 +217,7 @@ fail:
 
 rt_expr *rt_expr_compile(rt_exec_ctx *ctx, const plan_expr *e, ros_error *err)
 {
-    return compile(ctx, e, err, 0);
+    return compile(ctx, e, err, 0, true);
 }
 
 /* ---------------------------------------------------------------- */
@@ -637,49 +681,79 @@ static bool like_eq(uint8_t a, uint8_t b, bool ci)
     return ci ? tolower(a) == tolower(b) : a == b;
 }
 
-/* Matches s against a LIKE pattern; esc < 0 means no escape character.
- * Returns 1, 0, or -1 (pattern ends with the escape character). */
-static int like_match(const uint8_t *s, size_t sn, const uint8_t *p, size_t pn, int esc, bool ci)
+enum { LIKE_ERROR = -2, LIKE_ABORT = -1, LIKE_FALSE = 0, LIKE_TRUE = 1 };
+
+/*
+ * Matches t against a LIKE pattern: PostgreSQL's MatchText (like_match.c),
+ * so the answers, and when a pattern ending in the escape character is an
+ * error, are PostgreSQL's: only once matching reaches it.  esc < 0: no
+ * escape character.  Returns LIKE_TRUE, LIKE_FALSE, LIKE_ABORT (no match,
+ * and no later start can match either) or LIKE_ERROR.
+ */
+static int like_match(const uint8_t *t, size_t tlen, const uint8_t *p, size_t plen, int esc, bool ci)
 {
-    size_t si = 0, pi = 0, star_p = (size_t)-1, star_s = 0;
-    while (si < sn) {
-        if (pi < pn) {
-            uint8_t c = p[pi];
-            if (esc >= 0 && c == (uint8_t)esc) {
-                if (pi + 1 >= pn)
-                    return -1;
-                if (like_eq(s[si], p[pi + 1], ci)) {
-                    si++;
-                    pi += 2;
-                    continue;
-                }
-            } else if (c == '%') {
-                star_p = ++pi;
-                star_s = si;
-                continue;
-            } else if (c == '_') {
-                si += utf8_len(s[si]);
-                pi++;
-                continue;
-            } else if (like_eq(s[si], c, ci)) {
-                si++;
-                pi++;
-                continue;
+    if (plen == 1 && p[0] == '%' && esc != '%')
+        return LIKE_TRUE;
+    while (tlen > 0 && plen > 0) {
+        if (esc >= 0 && p[0] == (uint8_t)esc) {
+            p++, plen--;
+            if (plen == 0)
+                return LIKE_ERROR;
+            if (!like_eq(p[0], t[0], ci))
+                return LIKE_FALSE;
+        } else if (p[0] == '%') {
+            /* a run of % and _ eats one character per _ */
+            p++, plen--;
+            while (plen > 0) {
+                if (p[0] == '%' && esc != '%') {
+                    p++, plen--;
+                } else if (p[0] == '_' && esc != '_') {
+                    if (tlen == 0)
+                        return LIKE_ABORT;
+                    size_t l = utf8_len(t[0]);
+                    l = l > tlen ? tlen : l;
+                    t += l, tlen -= l;
+                    p++, plen--;
+                } else
+                    break;
             }
-        }
-        if (star_p != (size_t)-1) {
-            pi = star_p;
-            star_s += utf8_len(s[star_s]);
-            si = star_s;
+            if (plen == 0)
+                return LIKE_TRUE;
+            uint8_t first;
+            if (esc >= 0 && p[0] == (uint8_t)esc) {
+                if (plen < 2)
+                    return LIKE_ERROR;
+                first = p[1];
+            } else
+                first = p[0];
+            while (tlen > 0) {
+                if (like_eq(t[0], first, ci)) {
+                    int m = like_match(t, tlen, p, plen, esc, ci);
+                    if (m != LIKE_FALSE)
+                        return m;
+                }
+                size_t l = utf8_len(t[0]);
+                l = l > tlen ? tlen : l;
+                t += l, tlen -= l;
+            }
+            return LIKE_ABORT;
+        } else if (p[0] == '_') {
+            size_t l = utf8_len(t[0]);
+            l = l > tlen ? tlen : l;
+            t += l, tlen -= l;
+            p++, plen--;
             continue;
+        } else if (!like_eq(p[0], t[0], ci)) {
+            return LIKE_FALSE;
         }
-        return 0;
+        t++, tlen--;
+        p++, plen--;
     }
-    while (pi < pn && p[pi] == '%')
-        pi++;
-    if (pi < pn && esc >= 0 && p[pi] == (uint8_t)esc && pi + 1 >= pn)
-        return -1;
-    return pi == pn;
+    if (tlen > 0)
+        return LIKE_FALSE;
+    while (plen > 0 && p[0] == '%' && esc != '%')
+        p++, plen--;
+    return plen == 0 ? LIKE_TRUE : LIKE_ABORT;
 }
 
 static int eval_like(rt_expr *x, const ros_batch *in, ros_error *err)
@@ -714,9 +788,9 @@ static int eval_like(rt_expr *x, const ros_batch *in, ros_error *err)
         const uint8_t *sp = ros_vector_bytes(s, i, &sl);
         const uint8_t *pp = ros_vector_bytes(p, i, &pl);
         int m = like_match(sp, sl, pp, pl, esc, ci);
-        if (m < 0)
+        if (m == LIKE_ERROR)
             return ros_error_set(err, ROS_ERR_INVALID_ESCAPE, "LIKE pattern must not end with escape character");
-        ROS_VEC_BOOL(&x->out)[i] = (uint8_t)(m != neg);
+        ROS_VEC_BOOL(&x->out)[i] = (uint8_t)((m == LIKE_TRUE) != neg);
     }
     return 0;
 }
