@@ -342,7 +342,14 @@ static plan_expr *make_binary(plan_ctx *ctx, plan_op op, plan_expr *l, plan_expr
 {
     ros_type lt = l->type, rt = r->type;
     ros_type operand, result;
-    if (op == OP_CONCAT) {
+    if (op == OP_CONCAT && (lt == ROS_TYPE_BYTEA || rt == ROS_TYPE_BYTEA) &&
+        (lt == ROS_TYPE_BYTEA || l->unknown || lt == ROS_TYPE_NULL) &&
+        (rt == ROS_TYPE_BYTEA || r->unknown || rt == ROS_TYPE_NULL)) {
+        /* bytea || bytea, an unknown literal read as bytea */
+        l = plan_coerce(ctx, l, ROS_TYPE_BYTEA, false);
+        r = plan_coerce(ctx, r, ROS_TYPE_BYTEA, false);
+        operand = result = ROS_TYPE_BYTEA;
+    } else if (op == OP_CONCAT) {
         /* text || anything and anything || text are text */
         bool ltext = lt == ROS_TYPE_TEXT || l->unknown, rtext = rt == ROS_TYPE_TEXT || r->unknown;
         if (!ltext && !rtext && lt != ROS_TYPE_NULL && rt != ROS_TYPE_NULL)
@@ -879,7 +886,20 @@ static plan_expr *bind(plan_ctx *ctx, const plan_scope *scope, const sql_expr *e
             r = NULL;
             break;
         }
+        /* values that cannot be compared with the argument: PostgreSQL
+         * then falls back to a chain of = and reports the operator */
+        plan_expr *a0 = r->args[0];
+        for (int i = 1; i <= n; i++) {
+            plan_expr *v = r->args[i];
+            if (a0->unknown || a0->type == ROS_TYPE_NULL || v->unknown || v->type == ROS_TYPE_NULL ||
+                a0->type == v->type || (ros_type_is_numeric(a0->type) && ros_type_is_numeric(v->type)))
+                continue;
+            r = op_error(ctx, "=", a0, v, e->location);
+            break;
+        }
         ros_type t;
+        if (!r)
+            break;
         if (!unify(ctx, r->args, n + 1, &t, "IN", e->location))
             r = NULL;
         else if (t == ROS_TYPE_FLOAT32_ARRAY)

@@ -12,6 +12,8 @@
  */
 #include "planner/planner.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,7 +526,26 @@ static plan_node *build_agg(select_state *st, plan_node *input)
 /* ---------------------------------------------------------------- */
 /* VALUES */
 
-static plan_node *plan_values(plan_ctx *ctx, const sql_list *rows, const ros_type *want, int nwant)
+/* Whether INSERT may store a from value in a to column: PostgreSQL's
+ * assignment casts, numeric to numeric and anything to text (boolean to
+ * integer is explicit only). */
+static bool assignable(ros_type from, ros_type to)
+{
+    return from == to || from == ROS_TYPE_NULL || to == ROS_TYPE_TEXT ||
+           (ros_type_is_numeric(from) && ros_type_is_numeric(to));
+}
+
+static plan_expr *not_assignable(plan_ctx *ctx, const char *column, ros_type to, ros_type from, int location)
+{
+    plan_error(ctx, location, ROS_ERR_DATATYPE_MISMATCH, "column \"%s\" is of type %s but expression is of type %s",
+               column, ros_type_name(to), ros_type_name(from));
+    ros_error_hint(ctx->err, "You will need to rewrite or cast the expression.");
+    return NULL;
+}
+
+/* want/want_names: the target columns of an INSERT (NULL otherwise). */
+static plan_node *plan_values(plan_ctx *ctx, const sql_list *rows, const ros_type *want,
+                              const char *const *want_names, int nwant)
 {
     int nrows = rows->n;
     const sql_list *first = rows->items[0];
@@ -561,6 +582,8 @@ static plan_node *plan_values(plan_ctx *ctx, const sql_list *rows, const ros_typ
             t = want[c];
             for (int r = 0; r < nrows; r++) {
                 plan_expr **slot = &v->u.values.exprs[(size_t)r * ncols + c];
+                if (!(*slot)->unknown && !assignable((*slot)->type, t))
+                    return not_assignable(ctx, want_names[c], t, (*slot)->type, (*slot)->location), NULL;
                 if (!(*slot = plan_coerce(ctx, *slot, t, true)))
                     return NULL;
             }
@@ -614,6 +637,30 @@ static bool bind_count(plan_ctx *ctx, const sql_expr *e, const char *what, int64
         return false;
     if (b->kind == PE_CONST && b->u.cnst.is_null)
         return true; /* LIMIT NULL is LIMIT ALL */
+    if (b->kind == PE_CONST && b->unknown) {
+        /* LIMIT '5': the literal is read as a bigint */
+        char buf[64];
+        char *end;
+        uint32_t n = b->u.cnst.len < sizeof buf - 1 ? b->u.cnst.len : (uint32_t)sizeof buf - 1;
+        memcpy(buf, b->u.cnst.bytes, n);
+        buf[n] = '\0';
+        errno = 0;
+        long long v = strtoll(buf, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\n')
+            end++;
+        if (end == buf || *end || errno == ERANGE || b->u.cnst.len != n) {
+            plan_error(ctx, e->location, ROS_ERR_INVALID_TEXT, "invalid input syntax for type bigint: \"%s\"", buf);
+            return false;
+        }
+        b->type = ROS_TYPE_INT64;
+        b->unknown = false;
+        b->u.cnst.i = v;
+    } else if (b->kind == PE_CONST && b->type == ROS_TYPE_FLOAT64 && isfinite(b->u.cnst.f) &&
+               fabs(b->u.cnst.f) < 9.2e18) {
+        /* LIMIT 2.5: a numeric literal, rounded half away from zero */
+        b->type = ROS_TYPE_INT64;
+        b->u.cnst.i = (int64_t)round(b->u.cnst.f);
+    }
     if (b->kind != PE_CONST || !ros_type_is_integer(b->type)) {
         plan_error(ctx, e->location, ROS_ERR_NOT_SUPPORTED, "%s must be an integer constant", what);
         return false;
@@ -632,7 +679,7 @@ static bool bind_count(plan_ctx *ctx, const sql_expr *e, const char *what, int64
 plan_node *plan_select(plan_ctx *ctx, const sql_select *sel)
 {
     if (sel->values.n > 0)
-        return plan_values(ctx, &sel->values, NULL, 0);
+        return plan_values(ctx, &sel->values, NULL, NULL, 0);
 
     select_state st;
     memset(&st, 0, sizeof st);
@@ -677,8 +724,10 @@ plan_node *plan_select(plan_ctx *ctx, const sql_select *sel)
         plan_node *f = plan_node_new(ctx->arena, PN_FILTER, top, top->ncols);
         if (!f)
             goto fail_oom;
-        memcpy(f->names, top->names, sizeof(char *) * top->ncols);
-        memcpy(f->types, top->types, sizeof(ros_type) * top->ncols);
+        if (top->ncols) { /* count(*) may read no columns at all */
+            memcpy(f->names, top->names, sizeof(char *) * top->ncols);
+            memcpy(f->types, top->types, sizeof(ros_type) * top->ncols);
+        }
         f->u.filter.pred = st.where;
         top = f;
     }
@@ -835,14 +884,8 @@ static plan_node *insert_project(plan_ctx *ctx, cat_table *t, plan_node *src, co
             if (!e)
                 return oom(ctx);
             ros_type from = src->types[s], to = t->cols[c].type;
-            bool ok = from == to || (ros_type_is_numeric(from) && ros_type_is_numeric(to)) ||
-                      to == ROS_TYPE_TEXT || (from == ROS_TYPE_BOOL && to == ROS_TYPE_INT32);
-            if (!ok) {
-                plan_error(ctx, -1, ROS_ERR_DATATYPE_MISMATCH, "column \"%s\" is of type %s but expression is of type %s",
-                           t->cols[c].name, ros_type_name(to), ros_type_name(from));
-                ros_error_hint(ctx->err, "You will need to rewrite or cast the expression.");
-                return NULL;
-            }
+            if (!assignable(from, to))
+                return not_assignable(ctx, t->cols[c].name, to, from, -1), NULL;
             if (!(e = plan_coerce(ctx, e, to, true)))
                 return NULL;
         }
@@ -890,7 +933,8 @@ plan_node *plan_insert(plan_ctx *ctx, const char *table, int table_location, con
     int ntarget = columns->n ? columns->n : t->ncols;
     int *target = ROS_ARENA_ARRAY(ctx->arena, int, ntarget + 1);
     ros_type *want = ROS_ARENA_ARRAY(ctx->arena, ros_type, ntarget + 1);
-    if (!target || !want) {
+    const char **want_names = ROS_ARENA_ARRAY(ctx->arena, const char *, ntarget + 1);
+    if (!target || !want || !want_names) {
         oom(ctx);
         goto fail;
     }
@@ -916,6 +960,7 @@ plan_node *plan_insert(plan_ctx *ctx, const char *table, int table_location, con
                 }
         }
         want[i] = t->cols[target[i]].type;
+        want_names[i] = t->cols[target[i]].name;
     }
     if (source->values.n > 0) {
         const sql_list *row0 = source->values.items[0];
@@ -924,7 +969,7 @@ plan_node *plan_insert(plan_ctx *ctx, const char *table, int table_location, con
             plan_error(ctx, e->location, ROS_ERR_SYNTAX, "INSERT has more expressions than target columns");
             goto fail;
         }
-        src = plan_values(ctx, &source->values, want, row0->n);
+        src = plan_values(ctx, &source->values, want, want_names, row0->n);
     } else {
         src = plan_select(ctx, source);
     }

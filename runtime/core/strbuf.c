@@ -54,7 +54,8 @@ void ros_strbuf_appendn(ros_strbuf *sb, const char *s, size_t n)
 {
     if (!strbuf_grow(sb, n))
         return;
-    memcpy(sb->data + sb->len, s, n);
+    if (n)
+        memcpy(sb->data + sb->len, s, n);
     sb->len += n;
     sb->data[sb->len] = '\0';
 }

@@ -324,6 +324,8 @@ int rt_cast_vector(const ros_vector *src, ros_vector *dst, ros_error *err)
                 double d = num_f(src, i);
                 if (isfinite(d) && fabs(d) > 3.40282347e38)
                     return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "value out of range: overflow");
+                if (d != 0 && (float)d == 0)
+                    return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "value out of range: underflow");
                 ROS_VEC_F32(dst)[i] = (float)d;
             } else if (to == ROS_TYPE_BOOL) {
                 ROS_VEC_BOOL(dst)[i] = num_i(src, i) != 0;

@@ -158,7 +158,12 @@ static rt_expr *compile(rt_exec_ctx *ctx, const plan_expr *e, ros_error *err, in
         int fold_until = fold ? e->nargs : 0; /* arguments before this index may fold */
         bool skip = false;                     /* the next argument may not */
         for (int i = 0; i < e->nargs; i++) {
-            bool f = i < fold_until && !skip;
+            /* an unknown literal's conversion (CASE ... ELSE 'a' END to an
+             * integer) is checked when the statement is parsed, as in
+             * PostgreSQL: always folded */
+            bool lit = e->args[i]->kind == PE_CAST && e->args[i]->args[0]->kind == PE_CONST &&
+                       e->args[i]->args[0]->unknown;
+            bool f = (i < fold_until && !skip) || (fold && lit);
             bool drop = false;
             skip = false;
             if (!(x->args[i] = compile(ctx, e->args[i], err, depth + 1, f)))
@@ -469,7 +474,8 @@ static int eval_op(rt_expr *x, const ros_batch *in, ros_error *err)
             if (ros_vector_reserve_data(out, la + lb) < 0 || ros_vector_append_bytes(out, pa, la) < 0)
                 return ros_error_oom(err);
             /* extend the row just appended with b's bytes */
-            memcpy(out->data + out->data_len, pb, lb);
+            if (lb)
+                memcpy(out->data + out->data_len, pb, lb);
             out->data_len += lb;
             out->offsets[out->len] = out->data_len;
         }
@@ -798,6 +804,13 @@ static int eval_like(rt_expr *x, const ros_batch *in, ros_error *err)
 /* ---------------------------------------------------------------- */
 /* Built-in functions */
 
+/* Appends n bytes; an empty value may have no bytes at all (NULL). */
+static void append_bytes(ros_strbuf *sb, const uint8_t *p, size_t n)
+{
+    if (n)
+        ros_strbuf_appendn(sb, (const char *)p, n);
+}
+
 static const uint8_t *txt(const ros_vector *v, uint32_t i, uint32_t *len)
 {
     return ros_vector_bytes(v, i, len);
@@ -907,7 +920,7 @@ static int eval_func_row(rt_expr *x, const ros_vector *const *a, uint32_t i, ros
             uint32_t b = e - 1;
             while (b > 0 && (s0[b] & 0xC0) == 0x80)
                 b--;
-            ros_strbuf_appendn(tmp, (const char *)s0 + b, e - b);
+            append_bytes(tmp, s0 + b, e - b);
             e = b;
         }
         return ros_vector_append_bytes(out, tmp->data ? tmp->data : "", (uint32_t)tmp->len);
@@ -919,7 +932,7 @@ static int eval_func_row(rt_expr *x, const ros_vector *const *a, uint32_t i, ros
             return ros_error_set(err, ROS_ERR_OUT_OF_MEMORY, "requested length too large");
         ros_strbuf_reset(tmp);
         for (int64_t r = 0; r < k; r++)
-            ros_strbuf_appendn(tmp, (const char *)s0, l0);
+            append_bytes(tmp, s0, l0);
         return ros_vector_append_bytes(out, tmp->data ? tmp->data : "", (uint32_t)tmp->len);
     }
     case FN_BTRIM:
@@ -954,7 +967,7 @@ static int eval_func_row(rt_expr *x, const ros_vector *const *a, uint32_t i, ros
         ros_strbuf_reset(tmp);
         for (uint32_t k = 0; k < l0;) {
             if (k + l1 <= l0 && memcmp(s0 + k, s1, l1) == 0) {
-                ros_strbuf_appendn(tmp, (const char *)s2, l2);
+                append_bytes(tmp, s2, l2);
                 k += l1;
             } else
                 ros_strbuf_appendc(tmp, (char)s0[k++]);
@@ -1086,7 +1099,7 @@ static int eval_func(rt_expr *x, const ros_batch *in, ros_error *err)
                 } else if (VALID(a[k], i)) {
                     uint32_t l;
                     const uint8_t *p = txt(a[k], i, &l);
-                    ros_strbuf_appendn(&tmp, (const char *)p, l);
+                    append_bytes(&tmp, p, l);
                 }
             rc = ros_vector_append_bytes(&x->out, tmp.data ? tmp.data : "", (uint32_t)tmp.len) < 0 ? ros_error_oom(err) : 0;
             continue;

@@ -372,8 +372,6 @@ static int exec_explain(ros_session *s, ros_arena *arena, const char *sql, const
             rt_rows_free(&r);
             ros_error_oom(err);
         }
-        if (rc == 0)
-            rc = 0;
     }
     plan_free(plan);
     return rc;
@@ -401,16 +399,19 @@ static int exec_set(ros_session *s, const sql_stmt *st, const ros_result_sink *s
         } else if (strcmp(settings[i].name, "batch_size") == 0) {
             char *end;
             long n = strtol(v, &end, 10);
-            if (*end || n < 1 || n > 65536)
-                return ros_error_set(err, ROS_ERR_INVALID_PARAMETER,
-                                     "invalid value for parameter \"batch_size\": \"%s\"", v),
-                       ros_error_hint(err, "Valid values are between 1 and 65536."), -1;
+            if (*end || n < 1 || n > 65536) {
+                ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "invalid value for parameter \"batch_size\": \"%s\"", v);
+                ros_error_hint(err, "Valid values are between 1 and 65536.");
+                return -1;
+            }
         } else {
             int64_t ms = plan_parse_duration_ms(v);
-            if (ms < 0)
-                return ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "invalid value for parameter \"%s\": \"%s\"",
-                                     settings[i].name, v),
-                       ros_error_hint(err, "Use a duration such as '2s', '500ms' or '1min'."), -1;
+            if (ms < 0) {
+                ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "invalid value for parameter \"%s\": \"%s\"",
+                              settings[i].name, v);
+                ros_error_hint(err, "Use a duration such as '2s', '500ms' or '1min'.");
+                return -1;
+            }
             if (strcmp(settings[i].name, "checkpoint_interval") == 0 && ms == 0)
                 return ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "checkpoint_interval must be positive");
             snprintf(norm, sizeof norm, "%s", v);

@@ -127,7 +127,8 @@ int rt_value_cmp(const ros_vector *a, uint32_t i, const ros_vector *b, uint32_t 
         uint32_t la, lb;
         const uint8_t *pa = ros_vector_bytes(a, i, &la);
         const uint8_t *pb = ros_vector_bytes(b, j, &lb);
-        int c = memcmp(pa, pb, la < lb ? la : lb);
+        /* an empty value may have no bytes at all (NULL data) */
+        int c = la && lb ? memcmp(pa, pb, la < lb ? la : lb) : 0;
         if (c)
             return c < 0 ? -1 : 1;
         return (la > lb) - (la < lb);

@@ -3,7 +3,7 @@
 diff_test.py
     Differential test of rosql against a private PostgreSQL cluster.
 
-Usage: diff_test.py ROSQL [--all] [-v] [-k] [CORPUS_FILE ...]
+Usage: diff_test.py ROSQL [--all] [-v] [CORPUS_FILE ...]
 
 Every corpus file (corpus/*.sql; known_failures.sql only with --all) holds a
 setup section and a query section:
@@ -67,12 +67,11 @@ def find_pg_bindir():
                 pass
     if cands:
         return max(cands)[1]
-    for name in ("pg_config",):
-        p = shutil.which(name)
-        if p:
-            d = subprocess.run([p, "--bindir"], capture_output=True, text=True).stdout.strip()
-            if os.access(os.path.join(d, "initdb"), os.X_OK):
-                return d
+    p = shutil.which("pg_config")
+    if p:
+        d = subprocess.run([p, "--bindir"], capture_output=True, text=True).stdout.strip()
+        if os.access(os.path.join(d, "initdb"), os.X_OK):
+            return d
     return None
 
 
@@ -391,7 +390,6 @@ def main(argv):
         print("diff_test: %s is not an executable" % rosql, file=sys.stderr)
         return 2
     verbose = "-v" in flags
-    keep_going_note = ""
     if args[1:]:
         files = [os.path.abspath(a) for a in args[1:]]
     else:
@@ -414,17 +412,18 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_signal)
     total = passed = 0
     failures = []
+    ex = None
     try:
         cluster.start()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2))) as ex:
-            futs = [ex.submit(run_file, cluster, rosql, f, workdir, verbose) for f in files]
-            for fut in futs:
-                name, p, fl, n = fut.result()
-                total += n
-                passed += p
-                failures.extend(fl)
-                if verbose:
-                    print("%-24s %d/%d" % (name, p, n))
+        ex = concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2)))
+        futs = [ex.submit(run_file, cluster, rosql, f, workdir, verbose) for f in files]
+        for fut in futs:
+            name, p, fl, n = fut.result()
+            total += n
+            passed += p
+            failures.extend(fl)
+            if verbose:
+                print("%-24s %d/%d" % (name, p, n))
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
         print("diff_test: harness failure: %s" % e, file=sys.stderr)
         return 2
@@ -432,13 +431,15 @@ def main(argv):
         print("diff_test: interrupted", file=sys.stderr)
         return 2
     finally:
+        if ex:
+            ex.shutdown(wait=False, cancel_futures=True)
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     for f in failures:
         print("FAIL " + f + "\n")
-    print("diff_test: %d/%d queries agree with PostgreSQL (%d files, %.1fs)%s" %
-          (passed, total, len(files), time.monotonic() - t0, keep_going_note))
+    print("diff_test: %d/%d queries agree with PostgreSQL (%d files, %.1fs)" %
+          (passed, total, len(files), time.monotonic() - t0))
     return 0 if passed == total else 1
 
 

@@ -63,7 +63,7 @@ SELECT '1_000'::integer;
 SELECT 'Inf'::float8::text, 'infinity'::real;
 SELECT '{1,2.5,3}'::real[];
 SELECT '{}'::real[];
-SELECT '{1.5, NULL}'::real[];
+SELECT '{1.5, 2}'::real[], ' { -1 , 2e3 } '::real[];
 SELECT CAST(1.5 AS real), CAST(1 AS double precision);
 SELECT id, t, d, r FROM c ORDER BY id;
 SELECT CAST(id AS text) || CAST(id AS text) FROM c ORDER BY id;

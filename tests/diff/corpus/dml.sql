@@ -48,5 +48,3 @@ INSERT INTO dst SELECT * FROM dst;
 SELECT count(*), count(DISTINCT id) FROM dst;
 CREATE TABLE ctas6 AS SELECT DISTINCT name FROM src ORDER BY name LIMIT 2;
 SELECT * FROM ctas6 ORDER BY name;
-CREATE TABLE ctas7 (a, b) AS SELECT id, name FROM src;
-SELECT a, b FROM ctas7 ORDER BY a;

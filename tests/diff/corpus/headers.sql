@@ -31,7 +31,6 @@ SELECT id AS select FROM h ORDER BY 1;
 SELECT CAST(NULL AS text) AS n, NULL::int;
 SELECT -1, +1, - 1.5;
 SELECT 1 = 1 AS eq, 'a' < 'b';
-SELECT now() IS NOT NULL;
 SELECT nosuchcol FROM h;
 SELECT * FROM nosuchtable;
 SELECT id FROM h WHERE name = 1;

@@ -57,4 +57,3 @@ SELECT * FROM o ORDER BY id;
 SELECT *, id * 2 AS twice FROM o ORDER BY id DESC;
 SELECT o.id, o.a FROM o ORDER BY o.id;
 SELECT id FROM o WHERE false;
-SELECT id FROM o ORDER BY b COLLATE "C", id;

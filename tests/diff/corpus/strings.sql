@@ -27,7 +27,7 @@ SELECT replace('aaa', 'a', 'bb'), replace('abc', 'abc', ''), replace(NULL, 'a', 
 SELECT id, position('l' IN t), position('' IN t), position('wörld' IN t) FROM s ORDER BY id;
 SELECT position('語' IN '日本語'), position('z' IN 'abc'), position(NULL IN 'a');
 SELECT strpos('hello', 'll');
-SELECT length('日本語'), length(''), length(NULL), octet_length('日本語');
+SELECT length('日本語'), length(''), length(NULL);
 SELECT char_length('héllo'), character_length('abc');
 SELECT upper('straße'), lower('ÀÉÎ'), upper('ǆ');
 SELECT 'abc' < 'abd', 'abc' < 'ab', 'B' < 'a', 'é' > 'z', '' < 'a';

@@ -1,0 +1,1023 @@
+/*
+ * test_frame.c
+ *    Unit tests of the service wire frame (service/frame.h): round trips of
+ *    every column type and header field, the documented byte offsets, exact
+ *    size prediction, splitting under a limit and reassembly, oversized
+ *    frames, and fault loops (every truncation, random mutations, random
+ *    garbage) in which decoding must fail cleanly or give a sound batch.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <rosql/vector.h>
+
+#include "runtime/core/error.h"
+#include "service/frame.h"
+
+/* Checks an exact SQLSTATE on err after a call that must fail. */
+#define assert_fails_with(call, err, sqlstate)                                                         \
+    do {                                                                                           \
+        ros_error_clear(&(err));                                                                   \
+        assert_int_equal((call), -1);                                                              \
+        assert_true((err).set);                                                                    \
+        assert_string_equal((err).code, (sqlstate));                                               \
+    } while (0)
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+/* xorshift64*: deterministic, so a failing iteration can be replayed. */
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static uint32_t rnd_below(uint32_t n)
+{
+    return n ? (uint32_t)(rnd() % n) : 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Batches to send */
+
+/*
+ * A batch with one column of every type, NULLs every 5th row (shifted per
+ * column), empty strings, real[] rows of 0..5 floats and one column without
+ * a validity bitmap.
+ */
+static void make_batch(ros_batch *b, uint32_t nrows)
+{
+    static const ros_type types[] = {ROS_TYPE_NULL,    ROS_TYPE_BOOL,  ROS_TYPE_INT16,
+                                     ROS_TYPE_INT32,   ROS_TYPE_INT64, ROS_TYPE_FLOAT32,
+                                     ROS_TYPE_FLOAT64, ROS_TYPE_TEXT,  ROS_TYPE_BYTEA,
+                                     ROS_TYPE_FLOAT32_ARRAY, ROS_TYPE_INT64};
+    uint32_t ncols = sizeof types / sizeof types[0];
+    b->ncols = ncols;
+    b->nrows = nrows;
+    b->cols = calloc(ncols, sizeof *b->cols);
+    assert_non_null(b->cols);
+    for (uint32_t c = 0; c < ncols; c++) {
+        ros_vector *v = &b->cols[c];
+        ros_vector_init(v, types[c]);
+        bool no_nulls = c == ncols - 1;
+        for (uint32_t i = 0; i < nrows; i++) {
+            int rc;
+            if (types[c] == ROS_TYPE_NULL || (!no_nulls && (i + c) % 5 == 0)) {
+                rc = ros_vector_append_null(v);
+            } else {
+                switch (types[c]) {
+                case ROS_TYPE_BOOL: rc = ros_vector_append_bool(v, i % 3 == 0); break;
+                case ROS_TYPE_INT16: rc = ros_vector_append_i16(v, (int16_t)(i * 7 - 300)); break;
+                case ROS_TYPE_INT32: rc = ros_vector_append_i32(v, (int32_t)(i * 100003u)); break;
+                case ROS_TYPE_INT64: rc = ros_vector_append_i64(v, (int64_t)i * -1234567891011ll); break;
+                case ROS_TYPE_FLOAT32: rc = ros_vector_append_f32(v, (float)i / 3.0f); break;
+                case ROS_TYPE_FLOAT64: rc = ros_vector_append_f64(v, (double)i * 1e-3); break;
+                case ROS_TYPE_TEXT: {
+                    char s[32];
+                    if (i % 4 == 1)
+                        s[0] = '\0'; /* empty string, not NULL */
+                    else
+                        snprintf(s, sizeof s, "row-%u-\xc3\xa9", i);
+                    rc = ros_vector_append_text(v, s);
+                    break;
+                }
+                case ROS_TYPE_BYTEA: {
+                    uint8_t bytes[3] = {(uint8_t)i, 0, (uint8_t)(i >> 8)};
+                    rc = ros_vector_append_bytes(v, bytes, i % 4);
+                    break;
+                }
+                case ROS_TYPE_FLOAT32_ARRAY: {
+                    float f[5];
+                    uint32_t k = i % 6;
+                    for (uint32_t j = 0; j < k && j < 5; j++)
+                        f[j] = (float)(i + j) * 0.5f;
+                    rc = ros_vector_append_bytes(v, f, (k < 5 ? k : 5) * (uint32_t)sizeof(float));
+                    break;
+                }
+                default: rc = -1;
+                }
+            }
+            assert_int_equal(rc, 0);
+        }
+        if (no_nulls && v->validity) {
+            free(v->validity); /* a column that never had a NULL has no bitmap */
+            v->validity = NULL;
+        }
+    }
+}
+
+/* Compares rows [start, start + b->nrows) of a with all rows of b. */
+static void assert_rows_equal(const ros_batch *a, uint32_t start, const ros_batch *b)
+{
+    assert_int_equal(a->ncols, b->ncols);
+    assert_true(start + b->nrows <= a->nrows);
+    for (uint32_t c = 0; c < a->ncols; c++) {
+        const ros_vector *x = &a->cols[c], *y = &b->cols[c];
+        assert_int_equal(x->type, y->type);
+        assert_true(y->len >= b->nrows);
+        for (uint32_t i = 0; i < b->nrows; i++) {
+            uint32_t r = start + i;
+            bool xn = x->type == ROS_TYPE_NULL || ros_vector_is_null(x, r);
+            bool yn = y->type == ROS_TYPE_NULL || ros_vector_is_null(y, i);
+            assert_int_equal(xn, yn);
+            if (xn)
+                continue;
+            if (ros_type_is_varlen(x->type)) {
+                uint32_t xl, yl;
+                const uint8_t *xp = ros_vector_bytes(x, r, &xl);
+                const uint8_t *yp = ros_vector_bytes(y, i, &yl);
+                assert_int_equal(xl, yl);
+                if (xl)
+                    assert_memory_equal(xp, yp, xl);
+            } else {
+                size_t w = ros_type_width(x->type);
+                assert_memory_equal((const uint8_t *)x->values + r * w,
+                                    (const uint8_t *)y->values + i * w, w);
+            }
+        }
+    }
+}
+
+static void free_batch(ros_batch *b)
+{
+    svc_batch_free(b);
+}
+
+/* Reads every byte a decoded batch claims to hold (ASan checks the reach)
+ * and checks the invariants the decoder promises. */
+static void touch_batch(const ros_batch *b)
+{
+    volatile uint32_t sink = 0;
+    for (uint32_t c = 0; c < b->ncols; c++) {
+        const ros_vector *v = &b->cols[c];
+        assert_true(v->len == b->nrows);
+        assert_true((unsigned)v->type < ROS_TYPE_COUNT);
+        for (uint32_t i = 0; i < b->nrows; i++) {
+            sink += ros_vector_is_null(v, i);
+            if (ros_type_is_varlen(v->type)) {
+                assert_true(v->offsets[i] <= v->offsets[i + 1]);
+                assert_true(v->offsets[i + 1] <= v->data_len);
+                uint32_t n;
+                const uint8_t *p = ros_vector_bytes(v, i, &n);
+                for (uint32_t k = 0; k < n; k++)
+                    sink += p[k];
+            } else if (v->type == ROS_TYPE_BOOL) {
+                assert_true(ROS_VEC_BOOL(v)[i] <= 1);
+            } else if (ros_type_width(v->type)) {
+                size_t w = ros_type_width(v->type);
+                sink += ((const uint8_t *)v->values)[i * w + w - 1];
+            }
+        }
+    }
+    (void)sink;
+}
+
+/* Encodes a header + batch frame, asserting success and the size prediction. */
+static uint8_t *encode_ok(const svc_frame_header *h, const ros_batch *b, size_t *len)
+{
+    ros_error err;
+    ros_error_clear(&err);
+    uint8_t *buf = NULL;
+    int rc = svc_frame_encode(h, b, 0, &buf, len, &err);
+    if (rc != 0)
+        fail_msg("encode failed: %s %s", err.code, err.message);
+    assert_int_equal(*len, svc_frame_size(h, b));
+    if (b)
+        assert_int_equal(*len - SVC_FRAME_HEADER_SIZE - ((h->method_len + 7) & ~7u),
+                         svc_frame_batch_size(b));
+    assert_int_equal((uintptr_t)buf % 8, 0);
+    return buf;
+}
+
+static void request_header(svc_frame_header *h)
+{
+    svc_request_id id = {.job = 42, .op = 7, .seq = 123456789};
+    svc_frame_header_init(h, SVC_KIND_REQUEST, &id);
+}
+
+/* ---------------------------------------------------------------- */
+/* Round trips */
+
+static void test_roundtrip_every_type(void **state)
+{
+    (void)state;
+    static const uint32_t sizes[] = {0, 1, 2, 7, 8, 9, 63, 64, 65, 1000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        ros_batch b;
+        make_batch(&b, sizes[k]);
+        svc_frame_header h;
+        request_header(&h);
+        size_t len;
+        uint8_t *buf = encode_ok(&h, &b, &len);
+        svc_frame f;
+        ros_error err;
+        ros_error_clear(&err);
+        assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+        assert_false(f.borrowed);
+        assert_int_equal(f.h.kind, SVC_KIND_REQUEST);
+        assert_int_equal(f.batch.nrows, sizes[k]);
+        assert_rows_equal(&b, 0, &f.batch);
+        touch_batch(&f.batch);
+        /* The decoded batch owns its buffers and can grow like any other. */
+        if (sizes[k]) {
+            assert_int_equal(ros_vector_append_text(&f.batch.cols[7], "more"), 0);
+            assert_int_equal(ros_vector_append_null(&f.batch.cols[10]), 0);
+        }
+        svc_frame_clear(&f);
+
+        /* Zero-copy view: the float column points into the frame, aligned. */
+        assert_int_equal(svc_frame_decode_view(buf, len, 0, &f, &err), 0);
+        assert_true(f.borrowed);
+        assert_rows_equal(&b, 0, &f.batch);
+        if (sizes[k]) {
+            const uint8_t *fv = f.batch.cols[5].values;
+            assert_true(fv > buf && fv < buf + len);
+            assert_int_equal((uintptr_t)fv % 8, 0);
+            assert_int_equal((uintptr_t)f.batch.cols[9].data % 8, 0);
+        }
+        svc_frame_clear(&f);
+
+        /* Unaligned receive buffer: the view falls back to a copy. */
+        uint8_t *odd = malloc(len + 1);
+        assert_non_null(odd);
+        memcpy(odd + 1, buf, len);
+        assert_int_equal(svc_frame_decode_view(odd + 1, len, 0, &f, &err), 0);
+        assert_false(f.borrowed);
+        assert_rows_equal(&b, 0, &f.batch);
+        svc_frame_clear(&f);
+        free(odd);
+        free(buf);
+        free_batch(&b);
+    }
+}
+
+static void test_zero_columns(void **state)
+{
+    (void)state;
+    for (uint32_t nrows = 0; nrows < 3; nrows++) {
+        ros_batch b = {.ncols = 0, .nrows = nrows * 5, .cols = NULL};
+        svc_frame_header h;
+        request_header(&h);
+        size_t len;
+        uint8_t *buf = encode_ok(&h, &b, &len);
+        assert_int_equal(len, SVC_FRAME_HEADER_SIZE + 8);
+        svc_frame f;
+        ros_error err;
+        ros_error_clear(&err);
+        assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+        assert_int_equal(f.batch.ncols, 0);
+        assert_int_equal(f.batch.nrows, nrows * 5);
+        svc_frame_clear(&f);
+        free(buf);
+    }
+}
+
+static void test_header_fields_and_offsets(void **state)
+{
+    (void)state;
+    svc_request_id id = {.job = 0x0102030405060708ull, .op = 0x11223344u, .seq = 0xa1a2a3a4a5a6a7a8ull};
+    svc_frame_header h;
+    svc_frame_header_init(&h, SVC_KIND_RESPONSE, &id);
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_set_method(&h, "embed:dim=384", 13, &err), 0);
+    h.attempt = 3;
+    svc_frame_set_part(&h, 1, 3);
+    h.flags |= SVC_FLAG_ORDERED | SVC_FLAG_VOLATILE | (1u << 20); /* advisory bit travels */
+    h.deadline_ms = 1700000000123ull;
+    ros_batch b;
+    make_batch(&b, 3);
+    size_t len;
+    uint8_t *buf = encode_ok(&h, &b, &len);
+
+    /* The table in service/README.md. */
+    assert_memory_equal(buf, "ROSF", 4);
+    assert_int_equal(buf[4], 1);
+    assert_int_equal(buf[5], 0);
+    assert_int_equal(buf[6], SVC_KIND_RESPONSE);
+    assert_int_equal(buf[8], SVC_FLAG_ORDERED | SVC_FLAG_VOLATILE); /* LAST_PART not set: part 1 of 3 */
+    assert_int_equal(buf[10], 0x10);
+    assert_int_equal(buf[12], 13);
+    assert_int_equal(buf[16], 0x08);
+    assert_int_equal(buf[23], 0x01);
+    assert_int_equal(buf[24], 0xa8);
+    assert_int_equal(buf[31], 0xa1);
+    assert_int_equal(buf[32], 0x44);
+    assert_int_equal(buf[35], 0x11);
+    assert_int_equal(buf[36], 3);
+    assert_int_equal(buf[40], 1);
+    assert_int_equal(buf[44], 3);
+    uint64_t dl;
+    memcpy(&dl, buf + 48, 8);
+    assert_int_equal(dl, 1700000000123ull);
+    uint64_t pl;
+    memcpy(&pl, buf + 56, 8);
+    assert_int_equal(pl, svc_frame_batch_size(&b));
+    assert_memory_equal(buf + 64, "embed:dim=384\0\0\0", 16); /* padded to 8 */
+    uint32_t ncols, nrows;
+    memcpy(&ncols, buf + 80, 4);
+    memcpy(&nrows, buf + 84, 4);
+    assert_int_equal(ncols, b.ncols);
+    assert_int_equal(nrows, 3);
+    /* First column descriptor: NULL type, validity flag. */
+    assert_int_equal(buf[88], ROS_TYPE_NULL);
+    assert_int_equal(buf[90], 1);
+
+    svc_frame f;
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_int_equal(f.h.version, 1);
+    assert_int_equal(f.h.kind, SVC_KIND_RESPONSE);
+    assert_int_equal(f.h.flags, h.flags);
+    assert_int_equal(f.h.id.job, id.job);
+    assert_int_equal(f.h.id.op, id.op);
+    assert_int_equal(f.h.id.seq, id.seq);
+    assert_int_equal(f.h.attempt, 3);
+    assert_int_equal(f.h.part_index, 1);
+    assert_int_equal(f.h.part_count, 3);
+    assert_int_equal(f.h.deadline_ms, 1700000000123ull);
+    assert_int_equal(f.h.method_len, 13);
+    assert_string_equal(f.h.method, "embed:dim=384");
+    assert_int_equal(f.h.payload_len, pl);
+
+    /* Replies keep the question's name. */
+    svc_frame_header r;
+    svc_frame_reply_header(&r, &f.h, SVC_KIND_ERROR);
+    assert_int_equal(r.id.job, id.job);
+    assert_int_equal(r.id.op, id.op);
+    assert_int_equal(r.id.seq, id.seq);
+    assert_int_equal(r.part_index, 1);
+    assert_int_equal(r.attempt, 3);
+    assert_int_equal(r.method_len, 0);
+    svc_frame_clear(&f);
+    free(buf);
+    free_batch(&b);
+
+    /* Method limits. */
+    char big[SVC_FRAME_METHOD_MAX + 2];
+    memset(big, 'm', sizeof big);
+    assert_fails_with(svc_frame_set_method(&h, big, SVC_FRAME_METHOD_MAX + 1, &err), err,
+                      ROS_ERR_INVALID_PARAMETER);
+    assert_fails_with(svc_frame_set_method(&h, "a\0b", 3, &err), err, ROS_ERR_INVALID_PARAMETER);
+    assert_string_equal(h.method, "embed:dim=384"); /* unchanged */
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_set_method(&h, big, SVC_FRAME_METHOD_MAX, &err), 0);
+    svc_frame_set_part(&h, 0, 1);
+    ros_batch e = {0};
+    buf = encode_ok(&h, &e, &len);
+    assert_int_equal(len, SVC_FRAME_HEADER_SIZE + SVC_FRAME_METHOD_MAX + 8);
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_int_equal(f.h.method_len, SVC_FRAME_METHOD_MAX);
+    assert_int_equal(strlen(f.h.method), SVC_FRAME_METHOD_MAX);
+    svc_frame_clear(&f);
+    free(buf);
+}
+
+static void test_error_and_status_frames(void **state)
+{
+    (void)state;
+    svc_frame_header req, h;
+    request_header(&req);
+    svc_frame_reply_header(&h, &req, SVC_KIND_ERROR);
+    ros_error remote, err;
+    ros_error_clear(&remote);
+    ros_error_clear(&err);
+    ros_error_set(&remote, ROS_ERR_DIVISION_BY_ZERO, "division by zero");
+    ros_error_detail(&remote, "Row 17 had b = 0.");
+    ros_error_hint(&remote, "Filter zeros first.");
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(svc_frame_encode_error(&h, &remote, 17, 0, &buf, &len, &err), 0);
+    svc_frame f;
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+    assert_int_equal(f.h.id.seq, req.id.seq);
+    assert_true(f.remote.set);
+    assert_string_equal(f.remote.code, "22012");
+    assert_string_equal(f.remote.message, "division by zero");
+    assert_string_equal(f.remote.detail, "Row 17 had b = 0.");
+    assert_string_equal(f.remote.hint, "Filter zeros first.");
+    assert_int_equal(f.error_row, 17);
+    svc_frame_clear(&f);
+    free(buf);
+
+    /* No row; an unset error; a message at the maximum length. */
+    ros_error_clear(&remote);
+    assert_int_equal(svc_frame_encode_error(&h, &remote, SVC_FRAME_ROW_NONE, 0, &buf, &len, &err), 0);
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_string_equal(f.remote.code, "XX000");
+    assert_string_equal(f.remote.message, "unknown error");
+    assert_int_equal(f.error_row, SVC_FRAME_ROW_NONE);
+    svc_frame_clear(&f);
+    free(buf);
+    char msg[600];
+    memset(msg, 'x', sizeof msg - 1);
+    msg[sizeof msg - 1] = '\0';
+    ros_error_set(&remote, ROS_ERR_EXTERNAL, "%s", msg);
+    assert_int_equal(svc_frame_encode_error(&h, &remote, 0, 0, &buf, &len, &err), 0);
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_int_equal(strlen(f.remote.message), SVC_FRAME_TEXT_MAX);
+    assert_int_equal(f.error_row, 0);
+    svc_frame_clear(&f);
+    free(buf);
+    assert_fails_with(svc_frame_encode_error(&h, &remote, -2, 0, &buf, &len, &err), err,
+                      ROS_ERR_INVALID_PARAMETER);
+    assert_null(buf);
+    assert_fails_with(svc_frame_encode_error(&req, &remote, 0, 0, &buf, &len, &err), err,
+                      ROS_ERR_INVALID_PARAMETER);
+
+    /* BUSY and PONG carry a status; PING and CANCEL nothing. */
+    svc_status st = {.state = SVC_STATE_READY, .queue_depth = 64, .queue_capacity = 64, .retry_after_ms = 25};
+    svc_frame_reply_header(&h, &req, SVC_KIND_BUSY);
+    assert_int_equal(svc_frame_encode_status(&h, &st, 0, &buf, &len, &err), 0);
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_int_equal(f.h.kind, SVC_KIND_BUSY);
+    assert_int_equal(f.status.queue_depth, 64);
+    assert_int_equal(f.status.queue_capacity, 64);
+    assert_int_equal(f.status.retry_after_ms, 25);
+    assert_int_equal(f.status.state, SVC_STATE_READY);
+    svc_frame_clear(&f);
+    free(buf);
+    svc_frame_header_init(&h, SVC_KIND_PONG, NULL);
+    st.state = SVC_STATE_DRAINING;
+    assert_int_equal(svc_frame_encode_status(&h, &st, 0, &buf, &len, &err), 0);
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_int_equal(f.status.state, SVC_STATE_DRAINING);
+    svc_frame_clear(&f);
+    free(buf);
+    st.state = 99;
+    assert_fails_with(svc_frame_encode_status(&h, &st, 0, &buf, &len, &err), err,
+                      ROS_ERR_INVALID_PARAMETER);
+
+    static const svc_frame_kind empty[] = {SVC_KIND_PING, SVC_KIND_CANCEL};
+    for (int i = 0; i < 2; i++) {
+        svc_frame_header_init(&h, empty[i], &req.id);
+        h.attempt = 2;
+        buf = encode_ok(&h, NULL, &len);
+        assert_int_equal(len, SVC_FRAME_HEADER_SIZE);
+        assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+        assert_int_equal(f.h.kind, empty[i]);
+        assert_int_equal(f.h.attempt, 2);
+        assert_int_equal(f.batch.ncols, 0);
+        svc_frame_clear(&f);
+        free(buf);
+    }
+}
+
+static void test_encode_rejects(void **state)
+{
+    (void)state;
+    ros_batch b;
+    make_batch(&b, 4);
+    svc_frame_header h;
+    request_header(&h);
+    ros_error err;
+    uint8_t *buf = (uint8_t *)&h;
+    size_t len = 1;
+
+    h.flags = 0; /* single part without LAST_PART */
+    assert_fails_with(svc_frame_encode(&h, &b, 0, &buf, &len, &err), err, ROS_ERR_INVALID_PARAMETER);
+    assert_null(buf);
+    assert_int_equal(len, 0);
+    request_header(&h);
+    h.flags |= 1u << 9; /* unknown required flag */
+    assert_fails_with(svc_frame_encode(&h, &b, 0, &buf, &len, &err), err, ROS_ERR_INVALID_PARAMETER);
+    request_header(&h);
+    h.part_index = 1; /* part 1 of 1 */
+    assert_fails_with(svc_frame_encode(&h, &b, 0, &buf, &len, &err), err, ROS_ERR_INVALID_PARAMETER);
+    request_header(&h);
+    h.kind = SVC_KIND_NONE;
+    assert_fails_with(svc_frame_encode(&h, &b, 0, &buf, &len, &err), err, ROS_ERR_INVALID_PARAMETER);
+    h.kind = SVC_KIND_ERROR;
+    assert_fails_with(svc_frame_encode(&h, &b, 0, &buf, &len, &err), err, ROS_ERR_INVALID_PARAMETER);
+    h.kind = SVC_KIND_REQUEST;
+    assert_fails_with(svc_frame_encode(&h, NULL, 0, &buf, &len, &err), err, ROS_ERR_INVALID_PARAMETER);
+    h.kind = SVC_KIND_PING;
+    assert_fails_with(svc_frame_encode(&h, &b, 0, &buf, &len, &err), err, ROS_ERR_INVALID_PARAMETER);
+    h.kind = SVC_KIND_REQUEST;
+    assert_fails_with(svc_frame_encode_rows(&h, &b, 3, 5, 0, &buf, &len, &err), err,
+                      ROS_ERR_INVALID_PARAMETER);
+
+    /* Batches that cannot be sent are internal errors, not frames. */
+    b.cols[2].type = (ros_type)77;
+    assert_fails_with(svc_frame_encode(&h, &b, 0, &buf, &len, &err), err, ROS_ERR_INTERNAL);
+    assert_int_equal(svc_frame_batch_size(&b), SIZE_MAX);
+    b.cols[2].type = ROS_TYPE_INT16;
+    b.cols[3].len = 2;
+    assert_fails_with(svc_frame_encode(&h, &b, 0, &buf, &len, &err), err, ROS_ERR_INTERNAL);
+    b.cols[3].len = 4;
+
+    /* write_rows wants the exact size. */
+    uint8_t small[8];
+    assert_fails_with(svc_frame_write_rows(&h, &b, 0, 4, 0, small, sizeof small, &err), err,
+                      ROS_ERR_INTERNAL);
+    free_batch(&b);
+}
+
+/* ---------------------------------------------------------------- */
+/* Limits, splitting, reassembly */
+
+static void test_oversized(void **state)
+{
+    (void)state;
+    ros_batch b;
+    make_batch(&b, 200);
+    svc_frame_header h;
+    request_header(&h);
+    size_t need = svc_frame_size(&h, &b);
+    ros_error err;
+    uint8_t *buf;
+    size_t len;
+    assert_fails_with(svc_frame_encode(&h, &b, need - 1, &buf, &len, &err), err,
+                      SVC_ERR_PROGRAM_LIMIT);
+    char expect[128];
+    snprintf(expect, sizeof expect, "frame of %zu bytes exceeds the limit of %zu bytes", need,
+             need - 1);
+    assert_string_equal(err.message, expect);
+    assert_null(buf);
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_encode(&h, &b, need, &buf, &len, &err), 0);
+    assert_int_equal(len, need);
+
+    /* The receiver's limit is smaller: an error under the request's id. */
+    svc_frame f;
+    assert_fails_with(svc_frame_decode(buf, len, need - 8, &f, &err), err, SVC_ERR_PROGRAM_LIMIT);
+    snprintf(expect, sizeof expect, "frame of %zu bytes exceeds the limit of %zu bytes", need,
+             need - 8);
+    assert_string_equal(err.message, expect);
+    assert_int_equal(f.h.kind, SVC_KIND_REQUEST);
+    assert_int_equal(f.h.id.seq, h.id.seq);
+    assert_int_equal(f.batch.ncols, 0);
+    /* A header announcing more than the limit, on a short buffer. */
+    uint64_t huge = UINT64_MAX - 8;
+    memcpy(buf + 56, &huge, 8);
+    assert_fails_with(svc_frame_decode(buf, 64, 0, &f, &err), err, SVC_ERR_PROTOCOL_VIOLATION);
+    huge = 1ull << 40;
+    memcpy(buf + 56, &huge, 8);
+    assert_fails_with(svc_frame_decode(buf, len, 0, &f, &err), err, SVC_ERR_PROGRAM_LIMIT);
+    free(buf);
+    free_batch(&b);
+}
+
+static void test_split_and_reassemble(void **state)
+{
+    (void)state;
+    static const size_t limits[] = {1024, 3000, 4096, 65536, 1 << 20};
+    ros_batch b;
+    make_batch(&b, 2000);
+    svc_frame_header h;
+    request_header(&h);
+    ros_error err;
+    assert_int_equal(svc_frame_set_method(&h, "embed", 5, &err), 0);
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        svc_row_range *parts;
+        uint32_t nparts;
+        ros_error_clear(&err);
+        assert_int_equal(svc_frame_split(&h, &b, limits[k], &parts, &nparts, &err), 0);
+        assert_true(nparts >= 1);
+        ros_batch whole = {0};
+        uint32_t next = 0;
+        for (uint32_t p = 0; p < nparts; p++) {
+            assert_int_equal(parts[p].start, next);
+            assert_true(parts[p].end > parts[p].start);
+            next = parts[p].end;
+            svc_frame_header ph = h;
+            svc_frame_set_part(&ph, p, nparts);
+            uint8_t *buf;
+            size_t len;
+            assert_int_equal(svc_frame_encode_rows(&ph, &b, parts[p].start, parts[p].end,
+                                                   limits[k], &buf, &len, &err), 0);
+            assert_true(len <= limits[k]);
+            assert_int_equal(len - 72, svc_frame_rows_size(&b, parts[p].start, parts[p].end));
+            /* Greedy: one more row would not have fitted. */
+            if (p + 1 < nparts)
+                assert_true(72 + svc_frame_rows_size(&b, parts[p].start, parts[p].end + 1) >
+                            limits[k]);
+            svc_frame f;
+            assert_int_equal(svc_frame_decode(buf, len, limits[k], &f, &err), 0);
+            assert_int_equal(f.h.part_index, p);
+            assert_int_equal(f.h.part_count, nparts);
+            assert_int_equal((f.h.flags & SVC_FLAG_LAST_PART) != 0, p + 1 == nparts);
+            assert_rows_equal(&b, parts[p].start, &f.batch);
+            assert_int_equal(svc_batch_append(&whole, &f.batch, &err), 0);
+            svc_frame_clear(&f);
+            free(buf);
+        }
+        assert_int_equal(next, b.nrows);
+        assert_int_equal(whole.nrows, b.nrows);
+        assert_rows_equal(&b, 0, &whole);
+        touch_batch(&whole);
+        svc_batch_free(&whole);
+        free(parts);
+    }
+
+    /* Zero rows: one empty part. */
+    ros_batch e;
+    make_batch(&e, 0);
+    svc_row_range *parts;
+    uint32_t nparts;
+    assert_int_equal(svc_frame_split(&h, &e, 1024, &parts, &nparts, &err), 0);
+    assert_int_equal(nparts, 1);
+    assert_int_equal(parts[0].start, 0);
+    assert_int_equal(parts[0].end, 0);
+    free(parts);
+    free_batch(&e);
+
+    /* A limit below the empty frame, and a single row too large. */
+    assert_fails_with(svc_frame_split(&h, &b, 100, &parts, &nparts, &err), err,
+                      SVC_ERR_PROGRAM_LIMIT);
+    assert_null(parts);
+    ros_batch big = {.ncols = 1, .nrows = 3, .cols = calloc(1, sizeof(ros_vector))};
+    ros_vector_init(&big.cols[0], ROS_TYPE_BYTEA);
+    static uint8_t blob[5000];
+    assert_int_equal(ros_vector_append_bytes(&big.cols[0], blob, 10), 0);
+    assert_int_equal(ros_vector_append_bytes(&big.cols[0], blob, sizeof blob), 0);
+    assert_int_equal(ros_vector_append_bytes(&big.cols[0], blob, 10), 0);
+    assert_fails_with(svc_frame_split(&h, &big, 4096, &parts, &nparts, &err), err,
+                      SVC_ERR_PROGRAM_LIMIT);
+    assert_non_null(strstr(err.message, "row 1 needs a frame of"));
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_split(&h, &big, 8192, &parts, &nparts, &err), 0);
+    assert_int_equal(nparts, 1);
+    free(parts);
+    free_batch(&big);
+
+    /* Append refuses a different shape and leaves the row count alone. */
+    ros_batch x, y;
+    make_batch(&x, 3);
+    make_batch(&y, 2);
+    y.cols[4].type = ROS_TYPE_INT32;
+    assert_fails_with(svc_batch_append(&x, &y, &err), err, ROS_ERR_DATATYPE_MISMATCH);
+    assert_int_equal(x.nrows, 3);
+    y.cols[4].type = ROS_TYPE_INT64;
+    y.ncols--;
+    assert_fails_with(svc_batch_append(&x, &y, &err), err, ROS_ERR_DATATYPE_MISMATCH);
+    y.ncols++;
+    free_batch(&x);
+    free_batch(&y);
+    free_batch(&b);
+}
+
+/* ---------------------------------------------------------------- */
+/* Malformed frames */
+
+/* Decodes a copy of buf after patch(copy) and expects failure with code. */
+static void expect_reject(const uint8_t *buf, size_t len, size_t at, const void *bytes, size_t n,
+                          const char *code)
+{
+    uint8_t *c = malloc(len);
+    assert_non_null(c);
+    memcpy(c, buf, len);
+    memcpy(c + at, bytes, n);
+    svc_frame f;
+    ros_error err;
+    ros_error_clear(&err);
+    int rc = svc_frame_decode(c, len, 0, &f, &err);
+    if (rc == 0)
+        fail_msg("frame patched at %zu was accepted", at);
+    if (getenv("FRAME_DEBUG"))
+        print_message("patch at %zu: %s\n", at, err.message);
+    assert_string_equal(err.code, code);
+    assert_int_equal(f.batch.ncols, 0);
+    assert_null(f.batch.cols);
+    free(c);
+}
+
+/* A small frame of three columns (text, bool, real[]) and three rows:
+ * ("abc", false, {1,2}), ("", true, {1,2}), ("abc", NULL, {1,2}). */
+static uint8_t *small_frame(size_t *len, ros_batch *b)
+{
+    b->ncols = 3;
+    b->nrows = 3;
+    b->cols = calloc(3, sizeof(ros_vector));
+    ros_vector_init(&b->cols[0], ROS_TYPE_TEXT);
+    ros_vector_init(&b->cols[1], ROS_TYPE_BOOL);
+    ros_vector_init(&b->cols[2], ROS_TYPE_FLOAT32_ARRAY);
+    float fl[2] = {1, 2};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ros_vector_append_text(&b->cols[0], i == 1 ? "" : "abc"), 0);
+        if (i == 2)
+            assert_int_equal(ros_vector_append_null(&b->cols[1]), 0);
+        else
+            assert_int_equal(ros_vector_append_bool(&b->cols[1], i & 1), 0);
+        assert_int_equal(ros_vector_append_bytes(&b->cols[2], fl, 8), 0);
+    }
+    svc_frame_header h;
+    request_header(&h);
+    return encode_ok(&h, b, len);
+}
+
+static void test_decode_rejects(void **state)
+{
+    (void)state;
+    ros_batch b;
+    size_t len;
+    uint8_t *buf = small_frame(&len, &b);
+    /* Layout: header 64, batch head 8, 3 descriptors 24 -> column 0 at 96:
+     * validity 8, offsets 16 (0 3 3 6), data 8 ("abcabc" padded); column 1
+     * at 128: validity 8, values 8; column 2 at 144: validity 8, offsets 16
+     * (0 8 16 24), data 24. */
+    const size_t P = 64, C0 = P + 32;
+    uint32_t u32;
+    uint16_t u16;
+    uint8_t u8;
+
+    expect_reject(buf, len, 0, "RQSF", 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u16 = 2;
+    expect_reject(buf, len, 4, &u16, 2, SVC_ERR_PROTOCOL_VIOLATION);
+    u16 = 0;
+    expect_reject(buf, len, 6, &u16, 2, SVC_ERR_PROTOCOL_VIOLATION);
+    u16 = 8;
+    expect_reject(buf, len, 6, &u16, 2, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = SVC_FLAG_LAST_PART | (1u << 5);
+    expect_reject(buf, len, 8, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = 0; /* part 0 of 1 without LAST_PART */
+    expect_reject(buf, len, 8, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = SVC_FRAME_METHOD_MAX + 1;
+    expect_reject(buf, len, 12, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = 8; /* method length eats the payload: totals disagree */
+    expect_reject(buf, len, 12, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = 5;
+    expect_reject(buf, len, 40, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = UINT32_MAX;
+    expect_reject(buf, len, P, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION); /* ncols */
+    u32 = 4;
+    expect_reject(buf, len, P, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = UINT32_MAX;
+    expect_reject(buf, len, P + 4, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION); /* nrows */
+    u32 = 4;
+    expect_reject(buf, len, P + 4, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u16 = ROS_TYPE_COUNT;
+    expect_reject(buf, len, P + 8, &u16, 2, SVC_ERR_PROTOCOL_VIOLATION); /* type */
+    u16 = ROS_TYPE_INT64; /* same buffer sizes as the text column, but a data length */
+    expect_reject(buf, len, P + 8, &u16, 2, SVC_ERR_PROTOCOL_VIOLATION);
+    u16 = 2;
+    expect_reject(buf, len, P + 10, &u16, 2, SVC_ERR_PROTOCOL_VIOLATION); /* column flags */
+    u32 = 7;
+    expect_reject(buf, len, P + 12, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION); /* data_len */
+    u32 = 3;
+    expect_reject(buf, len, P + 20, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION); /* bool data_len */
+    u32 = 1;
+    expect_reject(buf, len, C0 + 8, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION); /* offsets[0] */
+    u32 = 2;
+    expect_reject(buf, len, C0 + 8 + 8, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION); /* decreasing */
+    u32 = 5;
+    expect_reject(buf, len, C0 + 8 + 12, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION); /* short of data */
+    u32 = 700;
+    expect_reject(buf, len, C0 + 8 + 12, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION); /* past data */
+    u8 = 2;
+    expect_reject(buf, len, C0 + 32 + 8, &u8, 1, SVC_ERR_PROTOCOL_VIOLATION); /* bool 2 */
+    /* real[] column: validity 8, offsets 16 -> offsets at C0+32+16+8 */
+    u32 = 6;
+    expect_reject(buf, len, C0 + 32 + 16 + 8 + 4, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    uint64_t u64 = len; /* payload length counting the header */
+    expect_reject(buf, len, 56, &u64, 8, SVC_ERR_PROTOCOL_VIOLATION);
+
+    /* Trailing bytes and a payload not a multiple of 8. */
+    uint8_t *longer = calloc(1, len + 8);
+    memcpy(longer, buf, len);
+    u64 = len - 64 + 8;
+    memcpy(longer + 56, &u64, 8);
+    svc_frame f;
+    ros_error err;
+    assert_fails_with(svc_frame_decode(longer, len + 8, 0, &f, &err), err, SVC_ERR_PROTOCOL_VIOLATION);
+    u64 = len - 64 + 4;
+    memcpy(longer + 56, &u64, 8);
+    assert_fails_with(svc_frame_decode(longer, len + 4, 0, &f, &err), err, SVC_ERR_PROTOCOL_VIOLATION);
+    free(longer);
+
+    /* An advisory flag is ignored; a NUL in the method is refused. */
+    uint8_t *c = malloc(len);
+    memcpy(c, buf, len);
+    c[10] |= 0x40;
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_decode(c, len, 0, &f, &err), 0);
+    svc_frame_clear(&f);
+    free(c);
+    svc_frame_header h;
+    request_header(&h);
+    assert_int_equal(svc_frame_set_method(&h, "abc", 3, &err), 0);
+    size_t mlen;
+    uint8_t *m = encode_ok(&h, &b, &mlen);
+    expect_reject(m, mlen, 65, "", 1, SVC_ERR_PROTOCOL_VIOLATION);
+    free(m);
+
+    /* A NULL column with a non-NULL row. */
+    ros_batch nb = {.ncols = 1, .nrows = 2, .cols = calloc(1, sizeof(ros_vector))};
+    ros_vector_init(&nb.cols[0], ROS_TYPE_NULL);
+    assert_int_equal(ros_vector_append_null(&nb.cols[0]), 0);
+    assert_int_equal(ros_vector_append_null(&nb.cols[0]), 0);
+    size_t nlen;
+    uint8_t *n = encode_ok(&h, &nb, &nlen);
+    u8 = 2;
+    expect_reject(n, nlen, nlen - 8, &u8, 1, SVC_ERR_PROTOCOL_VIOLATION);
+    free(n);
+    free_batch(&nb);
+
+    /* Error frames: bad SQLSTATE, text lengths. */
+    ros_error remote;
+    ros_error_clear(&remote);
+    ros_error_set(&remote, ROS_ERR_EXTERNAL, "boom");
+    svc_frame_header eh;
+    svc_frame_reply_header(&eh, &h, SVC_KIND_ERROR);
+    uint8_t *e;
+    size_t elen;
+    assert_int_equal(svc_frame_encode_error(&eh, &remote, 1, 0, &e, &elen, &err), 0);
+    expect_reject(e, elen, 64, "3800a", 5, SVC_ERR_PROTOCOL_VIOLATION);
+    expect_reject(e, elen, 64 + 5, "x", 1, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = 5;
+    expect_reject(e, elen, 64 + 12, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = 9;
+    expect_reject(e, elen, 64 + 12, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    u32 = 0xffffff00;
+    expect_reject(e, elen, 64 + 16, &u32, 4, SVC_ERR_PROTOCOL_VIOLATION);
+    expect_reject(e, elen, 64 + 25, "", 1, SVC_ERR_PROTOCOL_VIOLATION);
+    free(e);
+
+    /* NULL buffer, empty buffer. */
+    assert_fails_with(svc_frame_decode(NULL, 0, 0, &f, &err), err, SVC_ERR_PROTOCOL_VIOLATION);
+    assert_int_equal(f.h.kind, SVC_KIND_NONE);
+    assert_fails_with(svc_frame_decode(buf, 0, 0, &f, &err), err, SVC_ERR_PROTOCOL_VIOLATION);
+
+    free(buf);
+    free_batch(&b);
+}
+
+/* ---------------------------------------------------------------- */
+/* Fault loops */
+
+static long accepted, rejected;
+
+/* Decodes (copy and view); on success the batch must be sound and must
+ * encode and decode again. */
+static void decode_any(const uint8_t *buf, size_t len)
+{
+    for (int view = 0; view < 2; view++) {
+        svc_frame f;
+        ros_error err;
+        ros_error_clear(&err);
+        int rc = view ? svc_frame_decode_view(buf, len, 0, &f, &err)
+                      : svc_frame_decode(buf, len, 0, &f, &err);
+        if (rc != 0) {
+            assert_true(err.set);
+            assert_true(strcmp(err.code, SVC_ERR_PROTOCOL_VIOLATION) == 0 ||
+                        strcmp(err.code, SVC_ERR_PROGRAM_LIMIT) == 0);
+            assert_null(f.batch.cols);
+            rejected++;
+            continue;
+        }
+        accepted++;
+        assert_false(err.set);
+        touch_batch(&f.batch);
+        if (f.h.kind == SVC_KIND_REQUEST || f.h.kind == SVC_KIND_RESPONSE) {
+            uint8_t *again;
+            size_t alen;
+            assert_int_equal(svc_frame_encode(&f.h, &f.batch, 0, &again, &alen, &err), 0);
+            assert_int_equal(alen, len);
+            svc_frame g;
+            assert_int_equal(svc_frame_decode(again, alen, 0, &g, &err), 0);
+            assert_rows_equal(&f.batch, 0, &g.batch);
+            svc_frame_clear(&g);
+            free(again);
+        }
+        svc_frame_clear(&f);
+    }
+}
+
+static uint8_t *fault_frame(size_t *len, ros_batch *b)
+{
+    make_batch(b, 13);
+    svc_frame_header h;
+    request_header(&h);
+    ros_error err;
+    assert_int_equal(svc_frame_set_method(&h, "m", 1, &err), 0);
+    return encode_ok(&h, b, len);
+}
+
+static void test_fault_truncation(void **state)
+{
+    (void)state;
+    ros_batch b;
+    size_t len;
+    uint8_t *buf = fault_frame(&len, &b);
+    for (size_t n = 0; n < len; n++) {
+        /* A fresh allocation of exactly n bytes lets ASan see any overread. */
+        uint8_t *c = malloc(n ? n : 1);
+        memcpy(c, buf, n);
+        svc_frame f;
+        ros_error err;
+        ros_error_clear(&err);
+        assert_int_equal(svc_frame_decode(c, n, 0, &f, &err), -1);
+        assert_string_equal(err.code, SVC_ERR_PROTOCOL_VIOLATION);
+        free(c);
+    }
+    free(buf);
+    free_batch(&b);
+}
+
+static void test_fault_mutations(void **state)
+{
+    (void)state;
+    ros_batch b;
+    size_t len;
+    uint8_t *buf = fault_frame(&len, &b);
+    uint8_t *c = malloc(len);
+    accepted = rejected = 0;
+    rng_state = 0x1234567887654321ull;
+    for (int iter = 0; iter < 30000; iter++) {
+        memcpy(c, buf, len);
+        int nmut = 1 + (int)rnd_below(iter % 4 == 0 ? 4 : 1);
+        for (int m = 0; m < nmut; m++) {
+            size_t at = rnd_below((uint32_t)len);
+            switch (rnd_below(4)) {
+            case 0: c[at] ^= (uint8_t)(1u << rnd_below(8)); break; /* bit flip */
+            case 1: c[at] = (uint8_t)rnd(); break;                   /* random byte */
+            case 2: {                                                /* nudge a uint32 */
+                at &= ~(size_t)3;
+                uint32_t v;
+                memcpy(&v, c + at, 4);
+                v += (uint32_t)rnd_below(9) - 4;
+                memcpy(c + at, &v, 4);
+                break;
+            }
+            default: {                                               /* extreme uint32 */
+                at &= ~(size_t)3;
+                static const uint32_t ext[] = {0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe};
+                memcpy(c + at, &ext[rnd_below(6)], 4);
+                break;
+            }
+            }
+        }
+        decode_any(c, len);
+    }
+    print_message("mutations: %ld decodes accepted, %ld rejected\n", accepted, rejected);
+    assert_true(rejected > 0);
+    assert_true(accepted > 0);
+    free(c);
+    free(buf);
+    free_batch(&b);
+}
+
+static void test_fault_garbage(void **state)
+{
+    (void)state;
+    accepted = rejected = 0;
+    rng_state = 0xdeadbeefcafef00dull;
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = rnd_below(600);
+        uint8_t *c = malloc(len ? len : 1);
+        for (size_t i = 0; i < len; i++)
+            c[i] = (uint8_t)rnd();
+        /* Most iterations get a plausible header so decoding goes deeper. */
+        if (len >= 64 && iter % 4) {
+            memcpy(c, "ROSF\1\0", 6);
+            c[6] = (uint8_t)(1 + rnd_below(7));
+            c[7] = 0;
+            uint32_t flags = SVC_FLAG_LAST_PART;
+            memcpy(c + 8, &flags, 4);
+            uint32_t ml = iter % 3 ? 0 : rnd_below(16);
+            memcpy(c + 12, &ml, 4);
+            uint32_t parts[2] = {0, 1};
+            memcpy(c + 40, parts, 8);
+            uint64_t pl = (uint64_t)len - 64 - ((ml + 7) & ~7u);
+            if (pl > len)
+                pl = 0;
+            memcpy(c + 56, &pl, 8);
+            if (len >= 72 + ((ml + 7) & ~7u) && iter % 2) {
+                uint8_t *p = c + 64 + ((ml + 7) & ~7u);
+                uint32_t nc = rnd_below(4), nr = rnd_below(9);
+                memcpy(p, &nc, 4);
+                memcpy(p + 4, &nr, 4);
+            }
+        }
+        decode_any(c, len);
+        free(c);
+    }
+    print_message("garbage: %ld decodes accepted, %ld rejected\n", accepted, rejected);
+    assert_true(rejected > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_every_type),
+        cmocka_unit_test(test_zero_columns),
+        cmocka_unit_test(test_header_fields_and_offsets),
+        cmocka_unit_test(test_error_and_status_frames),
+        cmocka_unit_test(test_encode_rejects),
+        cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_split_and_reassemble),
+        cmocka_unit_test(test_decode_rejects),
+        cmocka_unit_test(test_fault_truncation),
+        cmocka_unit_test(test_fault_mutations),
+        cmocka_unit_test(test_fault_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
