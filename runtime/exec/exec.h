@@ -32,6 +32,8 @@ typedef struct rt_exec_ctx {
     cat_db *db;                       /* catalog */
     volatile sig_atomic_t *cancel;    /* set asynchronously to cancel */
     uint32_t batch_size;              /* rows per batch */
+    int64_t deadline_ns;              /* CLOCK_MONOTONIC time at which the statement
+                                         times out (statement_timeout), 0 = never */
     int64_t rows_written;             /* INSERT: rows written */
 } rt_exec_ctx;
 

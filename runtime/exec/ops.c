@@ -43,10 +43,17 @@ struct rt_op {
     struct sort_state *sort;  /* sort */
 };
 
+/* Checked once per batch by the operators that loop over their input. */
 static int check_cancel(rt_op *op, ros_error *err)
 {
     if (op->ctx->cancel && *op->ctx->cancel)
         return ros_error_set(err, ROS_ERR_CANCELED, "canceling statement due to user request");
+    if (op->ctx->deadline_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec > op->ctx->deadline_ns)
+            return ros_error_set(err, ROS_ERR_CANCELED, "canceling statement due to statement timeout");
+    }
     return 0;
 }
 

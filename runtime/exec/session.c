@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "catalog/catalog.h"
 #include "planner/options.h"
@@ -39,7 +40,7 @@ static const setting_def settings[] = {
     {"decoupling", "on", "Run functions annotated WITH (decoupled = true) in their own services."},
     {"batch_size", "1024", "Rows per column batch."},
     {"checkpoint_interval", "10s", "Time between checkpoints of streaming jobs."},
-    {"statement_timeout", "0", "Cancel statements that run longer than this (0: never)."},
+    {"statement_timeout", "0", "Cancel statements that run longer than this, e.g. '5s' (0: never)."},
 };
 #define NSETTINGS ((int)(sizeof settings / sizeof settings[0]))
 
@@ -241,6 +242,12 @@ static void exec_ctx_init(ros_session *s, rt_exec_ctx *ec)
     ec->cancel = &s->cancel;
     long bs = atol(rt_session_setting(s, "batch_size"));
     ec->batch_size = bs > 0 ? (uint32_t)bs : RT_BATCH_SIZE;
+    int64_t timeout_ms = plan_parse_duration_ms(rt_session_setting(s, "statement_timeout"));
+    if (timeout_ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ec->deadline_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + timeout_ms * 1000000;
+    }
 }
 
 /* Runs plan and streams its rows to sink; *rows gets the count. */
