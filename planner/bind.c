@@ -159,6 +159,20 @@ plan_expr *plan_coerce(plan_ctx *ctx, plan_expr *e, ros_type t, bool is_explicit
     if (ros_type_is_integer(t) && e->type == ROS_TYPE_FLOAT64 && numeric_origin(e) &&
         !(e = round_numeric(ctx, e)))
         return NULL;
+    /* widening an integer literal needs no run-time cast: fold it here, so
+     * EXPLAIN shows (x > 10) rather than (x > (10)::double precision) */
+    if (e->kind == PE_CONST && !e->unknown && ros_type_is_integer(e->type) &&
+        (t == ROS_TYPE_FLOAT64 || t == ROS_TYPE_FLOAT32 || (ros_type_is_integer(t) && numeric_rank(t) > numeric_rank(e->type)))) {
+        plan_expr *f = plan_expr_new(ctx->arena, PE_CONST, t, 0);
+        if (!f)
+            return oom(ctx);
+        f->location = e->location;
+        if (ros_type_is_integer(t))
+            f->u.cnst.i = e->u.cnst.i;
+        else
+            f->u.cnst.f = t == ROS_TYPE_FLOAT32 ? (double)(float)e->u.cnst.i : (double)e->u.cnst.i;
+        return f;
+    }
     plan_expr *c = plan_expr_new(ctx->arena, PE_CAST, t, 1);
     if (!c)
         return oom(ctx);
