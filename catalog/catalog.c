@@ -276,6 +276,52 @@ int cat_sqlerr(cat_db *db, ros_error *err)
                          sqlite3_errmsg(db->sq));
 }
 
+int cat_collect(cat_db *db, sqlite3_stmt *st, cat_row_fn load, cat_obj_free_fn free_fn, void ***out, int *n,
+                ros_error *err)
+{
+    void **arr = NULL;
+    int cnt = 0, rc;
+    *out = NULL;
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        void **na = realloc(arr, (size_t)(cnt + 1) * sizeof *na);
+        if (!na) {
+            ros_error_oom(err);
+            goto fail;
+        }
+        arr = na;
+        if (!(arr[cnt] = load(db, st, err)))
+            goto fail;
+        cnt++;
+    }
+    if (rc != SQLITE_DONE) {
+        cat_sqlerr(db, err);
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    *out = arr;
+    *n = cnt;
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    for (int i = 0; i < cnt; i++)
+        free_fn(arr[i]);
+    free(arr);
+    return -1;
+}
+
+void *cat_fetch_one(cat_db *db, sqlite3_stmt *st, cat_row_fn load, ros_error *err)
+{
+    void *obj = NULL;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        obj = load(db, st, err);
+    else if (rc != SQLITE_DONE)
+        cat_sqlerr(db, err);
+    sqlite3_finalize(st);
+    return obj;
+}
+
 int cat_exec(cat_db *db, const char *sql, ros_error *err)
 {
     if (sqlite3_exec(db->sq, sql, NULL, NULL, NULL) != SQLITE_OK)

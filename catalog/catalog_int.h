@@ -42,6 +42,25 @@ int cat_step_int(cat_db *db, sqlite3_stmt *st, int64_t *out, bool *found, ros_er
 /* Seconds since the epoch, with sub-second precision. */
 double cat_now(void);
 
+/* Builds one object from the current row of st; NULL with err set on failure. */
+typedef void *(*cat_row_fn)(cat_db *db, sqlite3_stmt *st, ros_error *err);
+/* Frees an object built by a cat_row_fn. */
+typedef void (*cat_obj_free_fn)(void *obj);
+
+/*
+ * Steps a prepared, bound query to the end, building one object per row with
+ * load into a malloc'd array (*out, *n), and finalizes st.  The array is
+ * handed out as void ** and read by callers as an array of their own object
+ * pointers (all object pointers share one representation on every platform
+ * rosql builds for).  On failure frees what it built, leaves *out NULL and
+ * *n 0, and returns -1 with err set.
+ */
+int cat_collect(cat_db *db, sqlite3_stmt *st, cat_row_fn load, cat_obj_free_fn free_fn, void ***out, int *n,
+                ros_error *err);
+/* Steps st once and finalizes it: the object of its first row, or NULL with
+ * err untouched when there is none (NULL with err set on failure). */
+void *cat_fetch_one(cat_db *db, sqlite3_stmt *st, cat_row_fn load, ros_error *err);
+
 /*
  * Every write function runs between cat_op_begin and cat_op_end.  Outside
  * a transaction the operation is its own BEGIN IMMEDIATE ... COMMIT (taking

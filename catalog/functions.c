@@ -193,20 +193,24 @@ fail:
     return NULL;
 }
 
+/* cat_collect / cat_fetch_one adapters */
+static void *func_row(cat_db *db, sqlite3_stmt *st, ros_error *err)
+{
+    return func_load(db, st, err);
+}
+
+static void cat_function_free_any(void *f)
+{
+    cat_function_free(f);
+}
+
 cat_function *cat_function_get(cat_db *db, const char *name, ros_error *err)
 {
     sqlite3_stmt *st;
     if (cat_prepare(db, FUNC_SELECT " WHERE f.name = ?", &st, err) < 0)
         return NULL;
     cat_bind_text(st, 1, name);
-    cat_function *f = NULL;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        f = func_load(db, st, err);
-    else if (rc != SQLITE_DONE)
-        cat_sqlerr(db, err);
-    sqlite3_finalize(st);
-    return f;
+    return cat_fetch_one(db, st, func_row, err);
 }
 
 int cat_function_list(cat_db *db, cat_function ***out, int *n, ros_error *err)
@@ -216,31 +220,7 @@ int cat_function_list(cat_db *db, cat_function ***out, int *n, ros_error *err)
     sqlite3_stmt *st;
     if (cat_prepare(db, FUNC_SELECT " ORDER BY f.name", &st, err) < 0)
         return -1;
-    cat_function **arr = NULL;
-    int cnt = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cat_function **na = realloc(arr, (size_t)(cnt + 1) * sizeof *na);
-        if (!na) {
-            ros_error_oom(err);
-            goto fail;
-        }
-        arr = na;
-        if (!(arr[cnt] = func_load(db, st, err)))
-            goto fail;
-        cnt++;
-    }
-    if (rc != SQLITE_DONE) {
-        cat_sqlerr(db, err);
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = cnt;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    CAT_FREE_LIST(arr, cnt, cat_function_free);
-    return -1;
+    return cat_collect(db, st, func_row, cat_function_free_any, (void ***)out, n, err);
 }
 
 void cat_function_free(cat_function *f)

@@ -143,20 +143,25 @@ static cat_job *job_load(sqlite3_stmt *row, ros_error *err)
     return j;
 }
 
+/* cat_collect / cat_fetch_one adapters */
+static void *job_row(cat_db *db, sqlite3_stmt *st, ros_error *err)
+{
+    (void)db;
+    return job_load(st, err);
+}
+
+static void cat_job_free_any(void *j)
+{
+    cat_job_free(j);
+}
+
 cat_job *cat_job_get(cat_db *db, int64_t id, ros_error *err)
 {
     sqlite3_stmt *st;
     if (cat_prepare(db, JOB_SELECT " WHERE id = ?", &st, err) < 0)
         return NULL;
     sqlite3_bind_int64(st, 1, id);
-    cat_job *j = NULL;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        j = job_load(st, err);
-    else if (rc != SQLITE_DONE)
-        cat_sqlerr(db, err);
-    sqlite3_finalize(st);
-    return j;
+    return cat_fetch_one(db, st, job_row, err);
 }
 
 int cat_job_list(cat_db *db, cat_job ***out, int *n, ros_error *err)
@@ -166,31 +171,7 @@ int cat_job_list(cat_db *db, cat_job ***out, int *n, ros_error *err)
     sqlite3_stmt *st;
     if (cat_prepare(db, JOB_SELECT " ORDER BY id", &st, err) < 0)
         return -1;
-    cat_job **arr = NULL;
-    int cnt = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cat_job **na = realloc(arr, (size_t)(cnt + 1) * sizeof *na);
-        if (!na) {
-            ros_error_oom(err);
-            goto fail;
-        }
-        arr = na;
-        if (!(arr[cnt] = job_load(st, err)))
-            goto fail;
-        cnt++;
-    }
-    if (rc != SQLITE_DONE) {
-        cat_sqlerr(db, err);
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = cnt;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    CAT_FREE_LIST(arr, cnt, cat_job_free);
-    return -1;
+    return cat_collect(db, st, job_row, cat_job_free_any, (void ***)out, n, err);
 }
 
 void cat_job_free(cat_job *j)
@@ -294,6 +275,24 @@ static cat_checkpoint *checkpoint_load(sqlite3_stmt *row, bool with_state, ros_e
     return c;
 }
 
+/* Listings leave the (possibly large) state out; the latest checkpoint has it. */
+static void *checkpoint_row(cat_db *db, sqlite3_stmt *st, ros_error *err)
+{
+    (void)db;
+    return checkpoint_load(st, false, err);
+}
+
+static void *checkpoint_row_with_state(cat_db *db, sqlite3_stmt *st, ros_error *err)
+{
+    (void)db;
+    return checkpoint_load(st, true, err);
+}
+
+static void cat_checkpoint_free_any(void *c)
+{
+    cat_checkpoint_free(c);
+}
+
 cat_checkpoint *cat_checkpoint_latest(cat_db *db, int64_t job_id, ros_error *err)
 {
     sqlite3_stmt *st;
@@ -301,14 +300,7 @@ cat_checkpoint *cat_checkpoint_latest(cat_db *db, int64_t job_id, ros_error *err
                     &st, err) < 0)
         return NULL;
     sqlite3_bind_int64(st, 1, job_id);
-    cat_checkpoint *c = NULL;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        c = checkpoint_load(st, true, err);
-    else if (rc != SQLITE_DONE)
-        cat_sqlerr(db, err);
-    sqlite3_finalize(st);
-    return c;
+    return cat_fetch_one(db, st, checkpoint_row_with_state, err);
 }
 
 int cat_checkpoint_list(cat_db *db, int64_t job_id, cat_checkpoint ***out, int *n, ros_error *err)
@@ -320,31 +312,7 @@ int cat_checkpoint_list(cat_db *db, int64_t job_id, cat_checkpoint ***out, int *
                     &st, err) < 0)
         return -1;
     sqlite3_bind_int64(st, 1, job_id);
-    cat_checkpoint **arr = NULL;
-    int cnt = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cat_checkpoint **na = realloc(arr, (size_t)(cnt + 1) * sizeof *na);
-        if (!na) {
-            ros_error_oom(err);
-            goto fail;
-        }
-        arr = na;
-        if (!(arr[cnt] = checkpoint_load(st, false, err)))
-            goto fail;
-        cnt++;
-    }
-    if (rc != SQLITE_DONE) {
-        cat_sqlerr(db, err);
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = cnt;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    CAT_FREE_LIST(arr, cnt, cat_checkpoint_free);
-    return -1;
+    return cat_collect(db, st, checkpoint_row, cat_checkpoint_free_any, (void ***)out, n, err);
 }
 
 void cat_checkpoint_free(cat_checkpoint *c)

@@ -118,20 +118,24 @@ fail:
     return NULL;
 }
 
+/* cat_collect / cat_fetch_one adapters */
+static void *service_row(cat_db *db, sqlite3_stmt *st, ros_error *err)
+{
+    return service_load(db, st, err);
+}
+
+static void cat_service_free_any(void *s)
+{
+    cat_service_free(s);
+}
+
 cat_service *cat_service_get(cat_db *db, const char *name, ros_error *err)
 {
     sqlite3_stmt *st;
     if (cat_prepare(db, SERVICE_SELECT " WHERE name = ?", &st, err) < 0)
         return NULL;
     cat_bind_text(st, 1, name);
-    cat_service *s = NULL;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        s = service_load(db, st, err);
-    else if (rc != SQLITE_DONE)
-        cat_sqlerr(db, err);
-    sqlite3_finalize(st);
-    return s;
+    return cat_fetch_one(db, st, service_row, err);
 }
 
 int cat_service_list(cat_db *db, cat_service ***out, int *n, ros_error *err)
@@ -141,31 +145,7 @@ int cat_service_list(cat_db *db, cat_service ***out, int *n, ros_error *err)
     sqlite3_stmt *st;
     if (cat_prepare(db, SERVICE_SELECT " ORDER BY name", &st, err) < 0)
         return -1;
-    cat_service **arr = NULL;
-    int cnt = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cat_service **na = realloc(arr, (size_t)(cnt + 1) * sizeof *na);
-        if (!na) {
-            ros_error_oom(err);
-            goto fail;
-        }
-        arr = na;
-        if (!(arr[cnt] = service_load(db, st, err)))
-            goto fail;
-        cnt++;
-    }
-    if (rc != SQLITE_DONE) {
-        cat_sqlerr(db, err);
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = cnt;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    CAT_FREE_LIST(arr, cnt, cat_service_free);
-    return -1;
+    return cat_collect(db, st, service_row, cat_service_free_any, (void ***)out, n, err);
 }
 
 void cat_service_free(cat_service *s)
@@ -362,6 +342,17 @@ static cat_instance *instance_load(sqlite3_stmt *row, ros_error *err)
     return in;
 }
 
+static void *instance_row(cat_db *db, sqlite3_stmt *st, ros_error *err)
+{
+    (void)db;
+    return instance_load(st, err);
+}
+
+static void cat_instance_free_any(void *in)
+{
+    cat_instance_free(in);
+}
+
 int cat_instance_list(cat_db *db, int64_t service_id, cat_instance ***out, int *n, ros_error *err)
 {
     *out = NULL;
@@ -371,31 +362,7 @@ int cat_instance_list(cat_db *db, int64_t service_id, cat_instance ***out, int *
         0)
         return -1;
     sqlite3_bind_int64(st, 1, service_id);
-    cat_instance **arr = NULL;
-    int cnt = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cat_instance **na = realloc(arr, (size_t)(cnt + 1) * sizeof *na);
-        if (!na) {
-            ros_error_oom(err);
-            goto fail;
-        }
-        arr = na;
-        if (!(arr[cnt] = instance_load(st, err)))
-            goto fail;
-        cnt++;
-    }
-    if (rc != SQLITE_DONE) {
-        cat_sqlerr(db, err);
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = cnt;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    CAT_FREE_LIST(arr, cnt, cat_instance_free);
-    return -1;
+    return cat_collect(db, st, instance_row, cat_instance_free_any, (void ***)out, n, err);
 }
 
 void cat_instance_free(cat_instance *in)

@@ -211,20 +211,24 @@ fail:
     return NULL;
 }
 
+/* cat_collect / cat_fetch_one adapters */
+static void *table_row(cat_db *db, sqlite3_stmt *st, ros_error *err)
+{
+    return table_load(db, st, err);
+}
+
+static void cat_table_free_any(void *t)
+{
+    cat_table_free(t);
+}
+
 cat_table *cat_table_get(cat_db *db, const char *name, ros_error *err)
 {
     sqlite3_stmt *st;
     if (cat_prepare(db, "SELECT " TABLE_COLS " FROM rosql_tables WHERE name = ?", &st, err) < 0)
         return NULL;
     cat_bind_text(st, 1, name);
-    cat_table *t = NULL;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        t = table_load(db, st, err);
-    else if (rc != SQLITE_DONE)
-        cat_sqlerr(db, err);
-    sqlite3_finalize(st);
-    return t;
+    return cat_fetch_one(db, st, table_row, err);
 }
 
 int cat_table_list(cat_db *db, cat_table ***out, int *n, ros_error *err)
@@ -234,31 +238,7 @@ int cat_table_list(cat_db *db, cat_table ***out, int *n, ros_error *err)
     sqlite3_stmt *st;
     if (cat_prepare(db, "SELECT " TABLE_COLS " FROM rosql_tables ORDER BY name", &st, err) < 0)
         return -1;
-    cat_table **arr = NULL;
-    int cnt = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cat_table **na = realloc(arr, (size_t)(cnt + 1) * sizeof *na);
-        if (!na) {
-            ros_error_oom(err);
-            goto fail;
-        }
-        arr = na;
-        if (!(arr[cnt] = table_load(db, st, err)))
-            goto fail;
-        cnt++;
-    }
-    if (rc != SQLITE_DONE) {
-        cat_sqlerr(db, err);
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = cnt;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    CAT_FREE_LIST(arr, cnt, cat_table_free);
-    return -1;
+    return cat_collect(db, st, table_row, cat_table_free_any, (void ***)out, n, err);
 }
 
 void cat_table_free(cat_table *t)
