@@ -82,17 +82,9 @@ int rt_vector_begin_varlen(ros_vector *v);
 void rt_vector_commit_varlen(ros_vector *v, uint32_t n);
 
 /* ------------------------------------------------------------------ */
-/* Text form of values (textio.c): PostgreSQL's input and output syntax. */
+/* Text form of values (textio.c): PostgreSQL's output syntax. */
 
-/*
- * Parses the n bytes at s as a value of v's type and appends it to v.
- * Accepted: booleans t/f/true/false/yes/no/on/off/1/0; integers with range
- * checks; floats (strtod syntax, Infinity, NaN); text as is; bytea as \x hex
- * or escape format; real[] as {1,2,3} (or [1,2,3]).  Returns 0, or -1 with
- * err set (ROS_ERR_INVALID_TEXT, ROS_ERR_OUT_OF_RANGE, out of memory) and v
- * unchanged.  No detail is set: callers add where the value came from.
- */
-int rt_text_append(ros_vector *v, const char *s, size_t n, ros_error *err);
+/* Parsing text into a column is ros_text_append (runtime/core/textin.h). */
 
 /* Writes the shortest decimal text that reads back as exactly x (float or
  * double), or Infinity/-Infinity/NaN, into buf (at least 32 bytes); returns

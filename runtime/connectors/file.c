@@ -16,6 +16,7 @@
  * commit, so aborted rows never stay in the file.
  */
 #include "runtime/connectors/connector_int.h"
+#include "runtime/core/textin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -605,11 +606,28 @@ static int fsrc_csv_row(file_source *fs, const char *rec, size_t n, ros_batch *o
         if (!f->quoted && f->len == fs->cfg.null_len && memcmp(s, fs->cfg.null_string, f->len) == 0) {
             if (ros_vector_append_null(v) < 0)
                 return ros_error_oom(err);
-        } else if (rt_text_append(v, s, f->len, err) < 0) {
+        } else if (ros_text_append(v, s, f->len, err) < 0) {
             return fsrc_value_error(fs, c, err);
         }
     }
     return 0;
+}
+
+/* A JSON array [1,2.5] for a real[] column: PostgreSQL's input syntax for
+ * it is {1,2.5}, so parse a copy with the brackets swapped. */
+static int json_array_append(ros_vector *v, const char *s, size_t len, ros_error *err)
+{
+    if (len < 2 || s[0] != '[' || s[len - 1] != ']')
+        return ros_text_append(v, s, len, err);
+    char *copy = malloc(len);
+    if (!copy)
+        return ros_error_oom(err);
+    memcpy(copy, s, len);
+    copy[0] = '{';
+    copy[len - 1] = '}';
+    int rc = ros_text_append(v, copy, len, err);
+    free(copy);
+    return rc;
 }
 
 /* Records a member of the current JSON object in its column's slot; unknown
@@ -678,7 +696,10 @@ static int fsrc_json_row(file_source *fs, const char *rec, size_t n, ros_batch *
                           ros_type_name(v->type), l, s);
             return fsrc_value_error(fs, c, err);
         }
-        if (rt_text_append(v, s, len, err) < 0)
+        int rc = jv->kind == RT_JSON_ARRAY && v->type == ROS_TYPE_FLOAT32_ARRAY
+                     ? json_array_append(v, s, len, err)
+                     : ros_text_append(v, s, len, err);
+        if (rc < 0)
             return fsrc_value_error(fs, c, err);
     }
     return 0;

@@ -102,7 +102,5 @@ uint64_t rt_hash_bytes(const void *p, size_t n);
  * type integer: "abc"`, `integer out of range`. */
 int rt_cast_vector(const ros_vector *src, ros_vector *dst, ros_error *err);
 
-/* Parses text (n bytes) as type dst->type and appends it to dst. */
-int rt_parse_append(ros_vector *dst, const char *s, size_t n, ros_error *err);
 
 #endif /* RT_EXEC_H */
