@@ -46,7 +46,7 @@
 #define ERROR_ROW_NONE 0xffffffffu
 
 /* BUSY and PONG payload: four uint32. */
-#define STATUS_SIZE 16
+#define STATUS_SIZE 40
 
 /* Most rows a batch may hold: offsets need nrows + 1 uint32 entries. */
 #define MAX_ROWS (UINT32_MAX - 1)
@@ -625,6 +625,10 @@ int svc_frame_encode_status(const svc_frame_header *h, const svc_status *st, siz
     put32(p + 4, st->queue_depth);
     put32(p + 8, st->queue_capacity);
     put32(p + 12, st->retry_after_ms);
+    put64(p + 16, st->requests);
+    put64(p + 24, st->rows);
+    put32(p + 32, st->inflight);
+    put32(p + 36, st->malformed);
     return 0;
 }
 
@@ -932,7 +936,8 @@ static int decode_status_body(const uint8_t *p, uint64_t n, svc_frame *f, ros_er
 {
     if (n != STATUS_SIZE)
         return malformed(err, "status payload of %llu bytes", (unsigned long long)n);
-    svc_status st = {get32(p), get32(p + 4), get32(p + 8), get32(p + 12)};
+    svc_status st = {get32(p),      get32(p + 4),  get32(p + 8),  get32(p + 12),
+                     get64(p + 16), get64(p + 24), get32(p + 32), get32(p + 36)};
     if (st.state > SVC_STATE_MAX)
         return malformed(err, "unknown service state %u", st.state);
     f->status = st;

@@ -115,6 +115,10 @@ typedef struct svc_status {
     uint32_t queue_depth;    /* requests queued now */
     uint32_t queue_capacity; /* bound of the queue, 0 = unbounded or unknown */
     uint32_t retry_after_ms; /* BUSY: suggested back-off, 0 = none */
+    uint64_t requests;       /* request parts answered since start */
+    uint64_t rows;           /* rows computed since start */
+    uint32_t inflight;       /* request parts being computed now */
+    uint32_t malformed;      /* malformed or oversized frames received since start */
 } svc_status;
 
 /* A decoded frame of any kind. */

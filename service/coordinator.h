@@ -1,0 +1,40 @@
+/*
+ * coordinator.h
+ *    The per-database supervisor of service instances (`rosd coordinator DB`).
+ *
+ * It reconciles the catalog's services with running `rosd worker`
+ * processes: starts desired instances, pings them, writes their live state
+ * (pid, endpoint, state, counters) to the catalog, restarts a crashed one
+ * with backoff, marks a crash-looping service failed, drains and stops
+ * instances that are no longer wanted, and pushes membership changes to
+ * clients (see "Discovery and control" in service/README.md).
+ */
+#ifndef SVC_COORDINATOR_H
+#define SVC_COORDINATOR_H
+
+#include <stddef.h>
+
+#include "runtime/core/error.h"
+
+/* `rosd coordinator DBFILE` main. */
+int svc_coord_main(int argc, char **argv);
+
+/* The run directory of database db_path ("DB.run", or a short directory
+ * under /tmp when that path is too long for ipc:// sockets), without a
+ * trailing slash.  Returns 0 or -1 when it does not fit in n bytes. */
+int svc_run_dir(const char *db_path, char *out, size_t n);
+
+/* Control and publish URLs of the coordinator of db_path. */
+int svc_coord_ctl_url(const char *db_path, char *out, size_t n);
+int svc_coord_pub_url(const char *db_path, char *out, size_t n);
+
+/*
+ * Makes sure the coordinator of db_path runs (starting `rosd coordinator`
+ * detached when it does not) and sends it cmd ("reconcile", ...); the reply
+ * goes to reply (may be NULL).  Returns 0, or -1 with err set when it cannot
+ * be started or does not answer within timeout_ms.
+ */
+int svc_coord_request(const char *db_path, const char *cmd, char *reply, size_t reply_len,
+                      int timeout_ms, ros_error *err);
+
+#endif /* SVC_COORDINATOR_H */
