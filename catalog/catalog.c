@@ -156,6 +156,8 @@ void cat_close(cat_db *db)
     free(db);
 }
 
+void cat_set_busy_timeout(cat_db *db, int ms) { sqlite3_busy_timeout(db->sq, ms); }
+
 /* Removes a database file and its WAL companions. */
 static void db_remove_files(const char *path)
 {

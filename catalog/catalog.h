@@ -75,6 +75,10 @@ const char *cat_path(const cat_db *db);
 /* The run directory belonging to this database ("<path>.run"), created on
  * demand by callers that need it (ipc sockets, logs). */
 const char *cat_run_dir(const cat_db *db);
+/* Sets how long a statement waits for another process's write lock before
+ * failing with "database is locked" (default 10 s).  The coordinator uses a
+ * short one so that a long-running writer never stalls supervision. */
+void cat_set_busy_timeout(cat_db *db, int ms);
 /* The schema version of the open file. */
 int cat_schema_version(cat_db *db);
 
@@ -194,6 +198,10 @@ cat_service *cat_service_get(cat_db *db, const char *name, ros_error *err);
 /* Updates options, desired_instances, state and last_error of s (by id).
  * Errors: ROS_ERR_UNDEFINED_OBJECT when no service has that id. */
 int cat_service_update(cat_db *db, const cat_service *s, ros_error *err);
+/* Sets only the live state and last_error of service id (the coordinator's
+ * write, which must not overwrite a concurrent ALTER of the definition).
+ * Returns 0, 1 when no service has that id, -1 on error. */
+int cat_service_set_state(cat_db *db, int64_t id, const char *state, const char *last_error, ros_error *err);
 /*
  * Drops service name and its instance rows.  Without cascade, refuses with
  * ROS_ERR_DEPENDENT_OBJECTS `cannot drop service s because other objects

@@ -90,6 +90,25 @@ done:
     return cat_op_end(db, sp, rc, err);
 }
 
+int cat_service_set_state(cat_db *db, int64_t id, const char *state, const char *last_error, ros_error *err)
+{
+    bool sp;
+    if (cat_op_begin(db, &sp, err) < 0)
+        return -1;
+    int rc = -1;
+    sqlite3_stmt *st;
+    if (cat_prepare(db, "UPDATE rosql_services SET state = ?, last_error = ? WHERE id = ?", &st, err) < 0)
+        goto done;
+    cat_bind_text(st, 1, state);
+    cat_bind_text(st, 2, last_error);
+    sqlite3_bind_int64(st, 3, id);
+    if (cat_step_done(db, st, err) < 0)
+        goto done;
+    rc = sqlite3_changes(db->sq) == 0 ? 1 : 0;
+done:
+    return cat_op_end(db, sp, rc, err);
+}
+
 /* Builds a service from a SERVICE_SELECT row and loads its options. */
 static cat_service *service_load(cat_db *db, sqlite3_stmt *row, ros_error *err)
 {

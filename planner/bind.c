@@ -719,10 +719,17 @@ static plan_expr *bind_udf(plan_ctx *ctx, const plan_scope *scope, const sql_exp
     f->u.udf.name = ros_arena_strdup(ctx->arena, cf->name);
     f->u.udf.strict = cf->strict;
     f->u.udf.is_volatile = cf->volatility == 'v';
-    if (strcmp(cf->language, "c") != 0)
-        return plan_error(ctx, e->location, ROS_ERR_NOT_SUPPORTED,
-                          "function %s is bound to service \"%s\", and calling services is not supported yet",
-                          cf->name, cf->service ? cf->service : "?");
+    f->u.udf.options = plan_options_dup(ctx->arena, &cf->options);
+    if (cf->service) {
+        /* computed by the service through a Proxy node (rewriter) */
+        f->u.udf.service = ros_arena_strdup(ctx->arena, cf->service);
+        f->u.udf.method = cf->method ? ros_arena_strdup(ctx->arena, cf->method) : NULL;
+        if (!f->u.udf.service || !f->u.udf.options || (cf->method && !f->u.udf.method))
+            return oom(ctx);
+        return f;
+    }
+    if (!f->u.udf.options)
+        return oom(ctx);
     if (!ctx->load_udf)
         return plan_error(ctx, e->location, ROS_ERR_INTERNAL, "no function loader");
     f->u.udf.fn = ctx->load_udf(ctx->udf_arg, cf, ctx->err);

@@ -64,6 +64,24 @@ plan_node *plan_node_new(ros_arena *a, plan_kind kind, plan_node *child, int nco
     return p;
 }
 
+const cat_options *plan_options_dup(ros_arena *a, const cat_options *o)
+{
+    cat_options *c = ROS_ARENA_NEW(a, cat_options);
+    if (!c)
+        return NULL;
+    c->n = o->n;
+    c->items = o->n ? ROS_ARENA_ARRAY(a, cat_option, o->n) : NULL;
+    if (o->n && !c->items)
+        return NULL;
+    for (int i = 0; i < o->n; i++) {
+        c->items[i].key = ros_arena_strdup(a, o->items[i].key);
+        c->items[i].value = ros_arena_strdup(a, o->items[i].value);
+        if (!c->items[i].key || !c->items[i].value)
+            return NULL;
+    }
+    return c;
+}
+
 void plan_free(plan_node *p)
 {
     for (; p; p = p->child) {
@@ -165,7 +183,7 @@ bool plan_expr_equal(const plan_expr *a, const plan_expr *b)
             return false;
         break;
     case PE_UDF:
-        if (a->u.udf.fn != b->u.udf.fn || a->u.udf.is_volatile)
+        if (a->u.udf.fn != b->u.udf.fn || a->u.udf.is_volatile || strcmp(a->u.udf.name, b->u.udf.name) != 0)
             return false; /* two calls of a volatile function are two calls */
         break;
     case PE_ISNULL: case PE_CASE: case PE_MINMAX: case PE_IN:
@@ -498,6 +516,27 @@ static void explain_node(const plan_node *p, int depth, ros_strbuf *out)
         ros_strbuf_appendf(out, "Insert on %s (connector=%s)\n", p->u.insert.table->name,
                            p->u.insert.table->connector);
         break;
+    case PN_PROXY: {
+        static const char *const on_error[] = {"fail", "null", "skip"};
+        ros_strbuf_appendf(out, "Proxy %s (service=%s", p->u.proxy.function, p->u.proxy.service);
+        if (p->u.proxy.method)
+            ros_strbuf_appendf(out, ", method=%s", p->u.proxy.method);
+        ros_strbuf_append(out, ")\n");
+        explain_detail(depth, out);
+        ros_strbuf_appendf(out, "Call: %s(", p->u.proxy.function);
+        for (int i = 0; i < p->u.proxy.nargs; i++) {
+            if (i)
+                ros_strbuf_append(out, ", ");
+            plan_expr_deparse(p->u.proxy.args[i], cn, out);
+        }
+        ros_strbuf_appendf(out, ") AS %s\n", p->names[p->ncols - 1]);
+        explain_detail(depth, out);
+        ros_strbuf_appendf(out, "Batch: %u rows, in flight: %u rows, %s, timeout: %u ms, retries: %u, on_error: %s\n",
+                           p->u.proxy.max_batch, p->u.proxy.max_inflight,
+                           p->u.proxy.ordered ? "ordered" : "unordered", p->u.proxy.timeout_ms,
+                           p->u.proxy.max_retries, on_error[p->u.proxy.on_error]);
+        break;
+    }
     }
     if (c)
         explain_node(c, depth + 1, out);

@@ -92,10 +92,15 @@ struct plan_expr {
         plan_op op;
         plan_func func;
         struct {
-            plan_udf *fn;          /* loaded function */
+            plan_udf *fn;          /* loaded function (LANGUAGE c), else NULL */
             const char *name;
             bool strict;
             bool is_volatile;
+            const char *service;   /* runs in this service (a function bound with
+                                      SERVICE name), else NULL: the rewriter turns
+                                      such a call into a Proxy node */
+            const char *method;    /* METHOD 'm' or NULL */
+            const cat_options *options; /* the function's WITH (...) annotation */
         } udf;
         bool flag;
         int test;
@@ -115,6 +120,8 @@ struct plan_expr {
 /* Allocation helpers (arena); return NULL on OOM. */
 plan_expr *plan_expr_new(ros_arena *a, plan_expr_kind kind, ros_type type, int nargs);
 plan_expr *plan_expr_column(ros_arena *a, int column, ros_type type);
+/* A copy of o in arena a (never NULL-valued entries); NULL on OOM. */
+const cat_options *plan_options_dup(ros_arena *a, const cat_options *o);
 
 /* Calls fn on every node, parents first; stops and returns true when fn
  * returns true. */
@@ -154,7 +161,11 @@ typedef enum plan_kind {
     PN_LIMIT,    /* offset, limit */
     PN_DISTINCT, /* remove duplicate rows */
     PN_INSERT,   /* write child's rows into a table; outputs nothing */
+    PN_PROXY,    /* child's columns plus one: a function computed by a service */
 } plan_kind;
+
+/* How a proxy treats a row its function fails on (on_error). */
+typedef enum plan_on_error { PLAN_ON_ERROR_FAIL, PLAN_ON_ERROR_NULL, PLAN_ON_ERROR_SKIP } plan_on_error;
 
 typedef struct plan_aggcall {
     plan_agg_kind kind;
@@ -208,6 +219,22 @@ struct plan_node {
         struct {
             cat_table *table;   /* owned by the plan */
         } insert;
+        struct {
+            const char *function;   /* SQL name, for messages */
+            const char *service;    /* service called */
+            const char *method;     /* or NULL */
+            int nargs;
+            plan_expr **args;       /* over the child's columns */
+            bool strict;            /* NULL argument: NULL result, not sent */
+            bool is_volatile;       /* never answered from a result cache */
+            bool ordered;           /* emit in input order (else completion order) */
+            uint32_t max_batch;     /* rows per request */
+            uint32_t max_inflight;  /* rows outstanding */
+            uint32_t timeout_ms;    /* per request, retries included */
+            uint32_t max_retries;
+            plan_on_error on_error;
+            int op_id;              /* operator number within the plan (request ids) */
+        } proxy;
     } u;
 };
 

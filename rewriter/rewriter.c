@@ -5,7 +5,8 @@
  * Step 1: remove identity projections (what SELECT * and INSERT of a
  *         matching column list leave behind), so no operator copies a batch
  *         it does not change.
- * Step 2: (services) the decoupling rule.
+ * Step 2: calls of functions computed by services become Proxy nodes
+ *         (proxies.c).
  */
 #include "rewriter/rewriter.h"
 
@@ -13,6 +14,7 @@
 
 static const rw_rule rules[] = {
     {"identity_project", rw_rule_identity_project},
+    {"service_proxies", rw_rule_service_proxies},
     {NULL, NULL},
 };
 

@@ -44,4 +44,11 @@ plan_node *rw_rewrite(rw_ctx *ctx, plan_node *plan);
 /* Rule: removes a Project that returns its input's columns unchanged. */
 plan_node *rw_rule_identity_project(rw_ctx *ctx, plan_node *plan, bool *changed);
 
+/* Rule (proxies.c): each call of a function computed by a service becomes a
+ * Proxy node below the operator that uses it (see proxies.c). */
+plan_node *rw_rule_service_proxies(rw_ctx *ctx, plan_node *plan, bool *changed);
+
+/* True when call e is computed by a service (and so by a proxy). */
+bool rw_call_is_proxied(const plan_expr *e);
+
 #endif /* RW_REWRITER_H */

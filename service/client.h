@@ -96,7 +96,7 @@ int svc_client_subscribe(svc_client *c, const char *pub_url, const char *ctl_url
  * be NULL, flags are SVC_FLAG_ORDERED / SVC_FLAG_VOLATILE.  The client takes
  * args (it is left empty).  Returns 0 when sent or queued for sending, 1
  * when max_inflight requests are outstanding (nothing taken: poll first),
- * -1 with err set (e.g. a row over max_frame).
+ * -1 with err set (e.g. a row over max_frame; nothing taken either).
  */
 int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
                       ros_batch *args, void *tag, ros_error *err);
@@ -105,20 +105,55 @@ int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t 
  * Waits up to timeout_ms (0 = do not wait, -1 = until one is done) for a
  * finished request and moves it into *res.  Returns 1 when *res is filled,
  * 0 on timeout, -1 when nothing is outstanding.  Completion order (not
- * submission order): ordering is the caller's business.
+ * submission order): ordering is the caller's business.  Even with nothing
+ * outstanding it applies a membership pushed since the last call.
  */
 int svc_client_poll(svc_client *c, int timeout_ms, svc_result *res);
 
 /* Requests outstanding (submitted, not yet returned by poll). */
 uint32_t svc_client_outstanding(const svc_client *c);
 
-/* Ready members now. */
+/* Ready members now: the size of the latest membership (one accepted from
+ * the coordinator but not applied yet counts). */
 int svc_client_members(const svc_client *c);
+
+/* Members with a live connection now (a member not up yet, or whose
+ * instance died, has none and gets no traffic while another has one). */
+int svc_client_connected(const svc_client *c);
+
+/* Counters, for diagnostics and tests. */
+typedef struct svc_client_stats {
+    uint64_t version;         /* last membership version accepted, 0 = none */
+    uint64_t bad_messages;    /* membership pushes ignored as malformed */
+    uint64_t stale_messages;  /* pushes ignored: version not above the last one */
+    uint64_t parts_sent;      /* request parts handed to an instance, re-sends included */
+    uint64_t resends;         /* re-sends of finished requests (failures, BUSY, moves) */
+    uint64_t busy;            /* BUSY answers */
+} svc_client_stats;
+
+void svc_client_get_stats(const svc_client *c, svc_client_stats *st);
 
 /* Abandons outstanding requests (sends CANCEL to every member) and frees c. */
 void svc_client_close(svc_client *c);
 
 /* Frees what a result holds. */
 void svc_result_clear(svc_result *r);
+
+/* ---------------------------------------------------------------- */
+/* The C-function API (include/rosql/client.h) over a client; for hosts
+ * implementing ros_host_api.get_client.  client_api.c. */
+
+typedef struct ros_client ros_client;
+
+/*
+ * Wraps c for C functions.  The wrapper owns c from now on (its seq numbers
+ * start at 1; nobody else may submit on c).  NULL when out of memory (c is
+ * then still the caller's).
+ */
+ros_client *svc_ros_client_wrap(svc_client *c);
+
+/* Closes the client (svc_client_close) and frees every ros_call still
+ * alive: the host calls it when no function can use the client any more. */
+void svc_ros_client_free(ros_client *rc);
 
 #endif /* SVC_CLIENT_H */

@@ -12,6 +12,7 @@
 #ifndef SVC_COORDINATOR_H
 #define SVC_COORDINATOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "runtime/core/error.h"
@@ -29,12 +30,13 @@ int svc_coord_ctl_url(const char *db_path, char *out, size_t n);
 int svc_coord_pub_url(const char *db_path, char *out, size_t n);
 
 /*
- * Makes sure the coordinator of db_path runs (starting `rosd coordinator`
- * detached when it does not) and sends it cmd ("reconcile", ...); the reply
- * goes to reply (may be NULL).  Returns 0, or -1 with err set when it cannot
- * be started or does not answer within timeout_ms.
+ * Sends cmd ("reconcile", ...) to the coordinator of db_path; the reply goes
+ * to reply (may be NULL).  With start, a coordinator is started (`rosd
+ * coordinator`, detached) when none answers.  Returns 0; 1 when none runs
+ * and start is false; -1 with err set when it cannot be started or does not
+ * answer within timeout_ms.
  */
 int svc_coord_request(const char *db_path, const char *cmd, char *reply, size_t reply_len,
-                      int timeout_ms, ros_error *err);
+                      int timeout_ms, bool start, ros_error *err);
 
 #endif /* SVC_COORDINATOR_H */

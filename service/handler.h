@@ -56,6 +56,14 @@ int svc_handler_call(svc_handler *h, const char *method, const ros_batch *args, 
 /* Runs fini and frees the handler.  Safe on NULL. */
 void svc_handler_close(svc_handler *h);
 
+/*
+ * Installs what the handler's functions reach through ctx->host and
+ * ctx->host_private (the worker's service clients, ...).  host NULL restores
+ * the default: version ROS_UDF_ABI_VERSION, no entries.  host must outlive
+ * the handler.  Cannot fail.
+ */
+void svc_handler_set_host(svc_handler *h, const ros_host_api *host, void *host_private);
+
 /* The spec the handler was opened with. */
 const char *svc_handler_spec(const svc_handler *h);
 

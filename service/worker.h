@@ -76,7 +76,20 @@ int svc_worker_wait_drained(svc_worker *w, int timeout_ms);
 /* Current status (what a PONG carries). */
 void svc_worker_status(svc_worker *w, svc_status *st);
 
-/* Closes the socket, stops the threads, closes the handler, frees w. */
+/* Handler calls made by the executor since start (the warm-up batch is not
+ * counted): with the status's `requests`, shows how well requests batch. */
+uint64_t svc_worker_handler_calls(svc_worker *w);
+
+/* Requests answered from the result cache since start. */
+uint64_t svc_worker_cache_hits(svc_worker *w);
+
+/* The URL the worker listens on: cfg->listen, except that a tcp URL ending
+ * in ":0" names the port the system chose.  Valid until svc_worker_stop. */
+const char *svc_worker_url(const svc_worker *w);
+
+/* Closes the socket, stops the threads, closes the handler, frees w.
+ * Waits for a handler call (or the handler's init) in progress; requests
+ * still queued are dropped unanswered.  Safe on NULL. */
 void svc_worker_stop(svc_worker *w);
 
 /*

@@ -2,3 +2,9 @@
 add_test(NAME e2e_sql_cases
          COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/run_sql_tests.py $<TARGET_FILE:rosql> ${PROJECT_BINARY_DIR})
 set_tests_properties(e2e_sql_cases PROPERTIES TIMEOUT 300)
+
+# Services end to end: lifecycle, kill -9 of an instance mid-query, crash
+# loops, scaling, a worker registered by hand (tests/e2e/services_test.py).
+add_test(NAME e2e_services
+         COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/services_test.py $<TARGET_FILE:rosql> ${PROJECT_BINARY_DIR})
+set_tests_properties(e2e_services PROPERTIES TIMEOUT 600)

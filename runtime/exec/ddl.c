@@ -14,7 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <limits.h>
+
 #include "planner/options.h"
+#include "service/handler.h"
 #include "runtime/connectors/connector.h"
 #include "runtime/core/types.h"
 #include "runtime/exec/session_int.h"
@@ -255,28 +258,38 @@ done:
 
 static const char *const builtin_handlers[] = {"echo", "delay", "embed", "cosine", NULL};
 
-static int check_handler(const char *handler, ros_error *err)
+/* Checks handler and returns it with a library path made absolute (the
+ * instances run in another directory), allocated in arena. */
+static const char *check_handler(ros_arena *arena, const char *handler, ros_error *err)
 {
     if (strncmp(handler, "builtin:", 8) == 0) {
         for (int i = 0; builtin_handlers[i]; i++)
             if (strcmp(handler + 8, builtin_handlers[i]) == 0)
-                return 0;
+                return handler;
         ros_error_set(err, ROS_ERR_UNDEFINED_OBJECT, "built-in handler \"%s\" does not exist", handler + 8);
         ros_error_hint(err, "Built-in handlers are builtin:echo, builtin:delay, builtin:embed and builtin:cosine.");
-        return -1;
+        return NULL;
     }
     const char *colon = strrchr(handler, ':');
     if (!colon || colon == handler || !colon[1]) {
         ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "invalid handler \"%s\"", handler);
         ros_error_hint(err, "Use 'builtin:NAME' or 'path/to/lib.so:symbol'.");
-        return -1;
+        return NULL;
     }
-    char path[4096];
+    char path[4096], abs[PATH_MAX];
     snprintf(path, sizeof path, "%.*s", (int)(colon - handler), handler);
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return ros_error_set(err, ROS_ERR_UNDEFINED_FILE, "could not access file \"%s\": %s", path, strerror(errno));
-    return 0;
+    if (!realpath(path, abs)) {
+        ros_error_set(err, ROS_ERR_UNDEFINED_FILE, "could not access file \"%s\": %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t n = strlen(abs) + strlen(colon) + 1;
+    char *out = ros_arena_alloc(arena, n);
+    if (!out) {
+        ros_error_oom(err);
+        return NULL;
+    }
+    snprintf(out, n, "%s%s", abs, colon);
+    return out;
 }
 
 static int ddl_create_service(ros_session *s, ros_arena *arena, const char *sql, const sql_stmt *st,
@@ -294,28 +307,36 @@ static int ddl_create_service(ros_session *s, ros_arena *arena, const char *sql,
         }
         return ros_error_set(err, ROS_ERR_DUPLICATE_OBJECT, "service \"%s\" already exists", name);
     }
-    if (check_handler(st->u.create_service.handler, err) < 0)
+    const char *handler = check_handler(arena, st->u.create_service.handler, err);
+    if (!handler)
         return -1;
     plan_ctx pc;
     rt_plan_ctx_init(s, &pc, arena, sql, err);
     cat_service sv;
     memset(&sv, 0, sizeof sv);
     sv.name = (char *)name;
-    sv.handler = (char *)st->u.create_service.handler;
-    sv.state = (char *)"stopped";
+    sv.handler = (char *)handler;
     int rc = -1;
     if (plan_check_options(&pc, PLAN_OPTS_SERVICE, &st->u.create_service.options, &sv.options) < 0)
         goto done;
     const char *dev = cat_options_get(&sv.options, "device");
-    if (dev && strcmp(dev, "gpu") == 0) {
+    if (dev && strcmp(dev, "gpu") == 0 && svc_gpu_count() <= 0) {
         ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "device \"gpu\" was requested but no GPU is available");
         ros_error_hint(err, "Use device = 'auto' to take a GPU when one is present and the CPU otherwise.");
         goto done;
     }
     const char *inst = cat_options_get(&sv.options, "instances");
     sv.desired_instances = inst ? atoi(inst) : 1;
+    sv.state = (char *)(sv.desired_instances > 0 ? "starting" : "stopped");
     if (cat_begin(s->db, err) < 0 || cat_service_create(s->db, &sv, err) < 0 || cat_commit(s->db, err) < 0)
         goto done;
+    /* the coordinator starts the instances; the statement does not wait for
+     * them to load (a model may take minutes): SHOW SERVICES shows progress */
+    if (rt_services_changed(s, NULL, err) < 0) {
+        ros_error dropped = {0};
+        cat_service_drop(s->db, name, true, &dropped);
+        goto done;
+    }
     rc = rt_result_end(sink, "CREATE SERVICE");
 done:
     if (rc < 0)
@@ -341,7 +362,17 @@ static int ddl_alter_service(ros_session *s, ros_arena *arena, const char *sql, 
     const char *inst = cat_options_get(&sv->options, "instances");
     if (inst)
         sv->desired_instances = atoi(inst);
-    if (cat_begin(s->db, err) < 0 || cat_service_update(s->db, sv, err) < 0 || cat_commit(s->db, err) < 0)
+    /* any change is also a new try for a service that failed */
+    free(sv->state);
+    sv->state = strdup(sv->desired_instances > 0 ? "starting" : "stopped");
+    free(sv->last_error);
+    sv->last_error = NULL;
+    if (!sv->state) {
+        ros_error_oom(err);
+        goto done;
+    }
+    if (cat_begin(s->db, err) < 0 || cat_service_update(s->db, sv, err) < 0 || cat_commit(s->db, err) < 0 ||
+        rt_services_changed(s, NULL, err) < 0)
         goto done;
     rc = rt_result_end(sink, "ALTER SERVICE");
 done:
@@ -387,6 +418,9 @@ static int ddl_drop(ros_session *s, const sql_stmt *st, const ros_result_sink *s
         goto fail;
     if (k == SQL_OBJ_FUNCTION || k == SQL_OBJ_SERVICE)
         rt_udf_cache_clear(&s->udfs);
+    /* DROP SERVICE drains and stops the instances before it returns */
+    if (k == SQL_OBJ_SERVICE && rt_services_changed(s, &st->u.drop.names, err) < 0)
+        return -1;
     return rt_result_end(sink, tags[k]);
 fail:
     cat_rollback(s->db);

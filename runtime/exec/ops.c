@@ -18,6 +18,7 @@
 
 #include "runtime/connectors/connector.h"
 #include "runtime/core/types.h"
+#include "runtime/exec/proxy.h"
 
 typedef int (*op_next_fn)(rt_op *op, ros_batch **out, ros_error *err);
 typedef void (*op_free_fn)(rt_op *op);
@@ -41,6 +42,7 @@ struct rt_op {
     uint32_t selcap;
     struct hash_state *hash;  /* agg, distinct */
     struct sort_state *sort;  /* sort */
+    rt_proxy *proxy;          /* proxy */
 };
 
 /* Checked once per batch by the operators that loop over their input. */
@@ -771,6 +773,7 @@ void rt_op_free(rt_op *op)
     if (op->sink)
         op->sink->ops->close(op->sink);
     free(op->sel);
+    rt_proxy_free(op->proxy);
     hash_free(op->hash);
     if (op->sort) {
         rt_batch_free(&op->sort->all);
@@ -778,6 +781,19 @@ void rt_op_free(rt_op *op)
         free(op->sort);
     }
     free(op);
+}
+
+/* ---------------------------------------------------------------- */
+/* Proxy (proxy.c) */
+
+static int proxy_check(void *arg, ros_error *err) { return check_cancel(arg, err); }
+
+static int proxy_next(rt_op *op, ros_batch **out, ros_error *err)
+{
+    int rc = rt_proxy_next(op->proxy, op->child, &op->out, proxy_check, op, err);
+    if (rc == 1)
+        *out = &op->out;
+    return rc;
 }
 
 rt_op *rt_op_build(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
@@ -894,6 +910,11 @@ rt_op *rt_op_build(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
         break;
     case PN_LIMIT:
         op->next = limit_next;
+        break;
+    case PN_PROXY:
+        if (!(op->proxy = rt_proxy_open(ctx, p, err)))
+            goto fail;
+        op->next = proxy_next;
         break;
     case PN_INSERT:
         op->sink = rt_sink_open(ctx->db, p->u.insert.table, err);

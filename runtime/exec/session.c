@@ -80,6 +80,8 @@ ros_session *ros_session_open(const char *path, ros_error *err)
         free(s);
         return NULL;
     }
+    if (path)
+        rt_services_resume(s);
     return s;
 }
 

@@ -56,4 +56,12 @@ int rt_exec_ddl(ros_session *s, ros_arena *arena, const char *sql, const sql_stm
 int rt_exec_show(ros_session *s, ros_arena *arena, const char *sql, const sql_stmt *st, const ros_result_sink *sink,
                  ros_error *err);
 
+/* Services (services.c).  Tells the coordinator that services changed
+ * (starting it when none runs); with dropped, waits until the instances of
+ * those services stopped. */
+int rt_services_changed(ros_session *s, const sql_list *dropped, ros_error *err);
+/* At session open: makes sure services that should run have a coordinator
+ * (after a crash or a reboot).  Failures are silent: a query reports them. */
+void rt_services_resume(ros_session *s);
+
 #endif /* RT_SESSION_INT_H */

@@ -125,14 +125,14 @@ static int show_services(ros_session *s, const ros_result_sink *sink, ros_error 
     int n;
     if (cat_service_list(s->db, &sv, &n, err) < 0)
         return -1;
-    static const char *const names[] = {"service", "instance", "state", "pid", "endpoint", "requests", "rows",
-                                        "inflight", "queue", "handler", "last_error"};
+    static const char *const names[] = {"service", "instance", "state",   "pid",     "endpoint",  "requests",
+                                        "rows",    "inflight", "queue",  "restarts", "handler", "last_error"};
     rt_rows r;
-    int rc = rt_rows_init(&r, 11, names);
+    int rc = rt_rows_init(&r, 12, names);
     for (int i = 0; rc == 0 && i < n; i++) {
         char desired[32];
         snprintf(desired, sizeof desired, "desired %d", sv[i]->desired_instances);
-        const char *cells[11] = {sv[i]->name, desired, sv[i]->state, NULL, NULL, NULL, NULL, NULL, NULL,
+        const char *cells[12] = {sv[i]->name, desired, sv[i]->state, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                                  sv[i]->handler, sv[i]->last_error};
         rc = rt_rows_add(&r, cells);
         cat_instance **in;
@@ -143,14 +143,15 @@ static int show_services(ros_session *s, const ros_result_sink *sink, ros_error 
             return -1;
         }
         for (int k = 0; rc == 0 && k < ni; k++) {
-            char idx[16], pid[16], req[32], rows[32], infl[32], q[32];
+            char idx[16], pid[16], req[32], rows[32], infl[32], q[32], rs[32];
             snprintf(idx, sizeof idx, "%d", in[k]->idx);
             snprintf(pid, sizeof pid, "%d", in[k]->pid);
             snprintf(req, sizeof req, "%lld", (long long)in[k]->requests);
             snprintf(rows, sizeof rows, "%lld", (long long)in[k]->rows);
             snprintf(infl, sizeof infl, "%lld", (long long)in[k]->inflight);
             snprintf(q, sizeof q, "%lld", (long long)in[k]->queue_depth);
-            const char *c2[11] = {sv[i]->name, idx, in[k]->state, pid, in[k]->endpoint, req, rows, infl, q, NULL,
+            snprintf(rs, sizeof rs, "%lld", (long long)in[k]->restarts);
+            const char *c2[12] = {sv[i]->name, idx, in[k]->state, pid, in[k]->endpoint, req, rows, infl, q, rs, NULL,
                                   in[k]->last_error};
             rc = rt_rows_add(&r, c2);
         }

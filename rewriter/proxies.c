@@ -1,0 +1,344 @@
+/*
+ * proxies.c
+ *    Rule service_proxies: every call of a function computed by a service
+ *    becomes a Proxy node below the operator that used it, and the call in
+ *    the expression becomes a reference to the proxy's output column.
+ *
+ * For an operator N over child C whose expressions call services:
+ *   - the calls are collected innermost first (f(g(x)) gives g, then f) and
+ *     deduplicated (the same call written twice is one remote call, unless
+ *     the function is volatile);
+ *   - each gets a Proxy stacked on C: Proxy_1(C), Proxy_2(Proxy_1(C)), ...
+ *     A Proxy outputs its child's columns plus the result, so the column
+ *     numbers of C stay valid above it; an argument that uses an earlier
+ *     call refers to that proxy's column;
+ *   - N's expressions have each call replaced by a column reference, and N
+ *     reads from the last proxy.
+ * A Filter is split first: conjuncts without service calls stay below the
+ * proxies, so rows they reject are never sent.
+ * Which calls are proxied is decided by rw_call_is_proxied (a function bound
+ * with SERVICE name).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rewriter/rewriter.h"
+
+#define MAX_CALLS 64
+
+typedef struct extract {
+    rw_ctx *ctx;
+    plan_expr *calls[MAX_CALLS]; /* distinct calls, innermost first */
+    int ncalls;
+    int col[MAX_CALLS];          /* output column of each call's proxy */
+    int *next_op;                /* operator numbering across the plan */
+} extract;
+
+bool rw_call_is_proxied(const plan_expr *e) { return e->kind == PE_UDF && e->u.udf.service != NULL; }
+
+static bool has_call_walker(plan_expr *e, void *arg) { return rw_call_is_proxied(e); }
+
+static bool has_call(plan_expr *e) { return e && plan_expr_walk(e, has_call_walker, NULL); }
+
+static int find_call(extract *x, const plan_expr *e)
+{
+    for (int i = 0; i < x->ncalls; i++)
+        if (x->calls[i] == e || plan_expr_equal(x->calls[i], e))
+            return i;
+    return -1;
+}
+
+/* Collects the calls under e, arguments before the calls that use them. */
+static bool collect(extract *x, plan_expr *e, int depth)
+{
+    if (!e || depth > 1000)
+        return true;
+    for (int i = 0; i < e->nargs; i++)
+        if (!collect(x, e->args[i], depth + 1))
+            return false;
+    if (e->kind == PE_AGG && e->u.agg.filter && !collect(x, e->u.agg.filter, depth + 1))
+        return false;
+    if (rw_call_is_proxied(e) && find_call(x, e) < 0) {
+        if (x->ncalls == MAX_CALLS) {
+            ros_error_set(x->ctx->err, ROS_ERR_NOT_SUPPORTED, "more than %d service calls in one operator",
+                          MAX_CALLS);
+            return false;
+        }
+        x->calls[x->ncalls++] = e;
+    }
+    return true;
+}
+
+/* Mutator: a collected call (with a proxy column already) -> column ref. */
+static plan_expr *replace_call(plan_expr *e, void *arg, bool *failed)
+{
+    extract *x = arg;
+    if (!rw_call_is_proxied(e))
+        return NULL;
+    int k = find_call(x, e);
+    if (k < 0 || x->col[k] < 0)
+        return NULL;
+    plan_expr *c = plan_expr_column(x->ctx->arena, x->col[k], e->type);
+    if (!c)
+        *failed = true;
+    return c;
+}
+
+static plan_expr *rewrite_expr(extract *x, plan_expr *e)
+{
+    if (!e)
+        return NULL;
+    bool failed = false;
+    plan_expr *r = plan_expr_mutate(x->ctx->arena, e, replace_call, x, &failed);
+    if (failed || !r) {
+        ros_error_oom(x->ctx->err);
+        return NULL;
+    }
+    return r;
+}
+
+static const char *opt(const cat_options *o, const char *key) { return o ? cat_options_get(o, key) : NULL; }
+
+static uint32_t opt_u32(const cat_options *o, const char *key, uint32_t dflt)
+{
+    const char *v = opt(o, key);
+    if (!v)
+        return dflt;
+    long long n = strtoll(v, NULL, 10);
+    return n < 0 ? 0 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+/* Builds the proxy of call k over top. */
+static plan_node *make_proxy(extract *x, plan_node *top, int k)
+{
+    rw_ctx *ctx = x->ctx;
+    plan_expr *call = x->calls[k];
+    plan_node *p = plan_node_new(ctx->arena, PN_PROXY, top, top->ncols + 1);
+    if (!p) {
+        ros_error_oom(ctx->err);
+        return NULL;
+    }
+    if (top->ncols) {
+        memcpy(p->names, top->names, sizeof(char *) * top->ncols);
+        memcpy(p->types, top->types, sizeof(ros_type) * top->ncols);
+    }
+    p->names[top->ncols] = call->u.udf.name;
+    p->types[top->ncols] = call->type;
+    p->est_rows = top->est_rows;
+    p->u.proxy.function = call->u.udf.name;
+    p->u.proxy.service = call->u.udf.service;
+    p->u.proxy.method = call->u.udf.method;
+    p->u.proxy.nargs = call->nargs;
+    p->u.proxy.args = ROS_ARENA_ARRAY(ctx->arena, plan_expr *, call->nargs + 1);
+    if (!p->u.proxy.args) {
+        ros_error_oom(ctx->err);
+        return NULL;
+    }
+    for (int i = 0; i < call->nargs; i++)
+        if (!(p->u.proxy.args[i] = rewrite_expr(x, call->args[i])))
+            return NULL;
+    p->u.proxy.strict = call->u.udf.strict;
+    p->u.proxy.is_volatile = call->u.udf.is_volatile;
+
+    /* settings: the function's annotation, then the service's, then defaults */
+    const cat_options *fo = call->u.udf.options;
+    ros_error ignore = {0};
+    cat_service *sv = ctx->db ? cat_service_get(ctx->db, call->u.udf.service, &ignore) : NULL;
+    const cat_options *so = sv ? &sv->options : NULL;
+    uint32_t instances = sv && sv->desired_instances > 0 ? (uint32_t)sv->desired_instances : 1;
+    uint32_t batch = opt_u32(fo, "max_batch", opt_u32(so, "max_batch", 256));
+    if (batch == 0)
+        batch = 1;
+    p->u.proxy.max_batch = batch;
+    /* enough requests in flight to keep every instance's batcher busy */
+    uint64_t inflight = (uint64_t)batch * 4 * instances;
+    p->u.proxy.max_inflight = opt_u32(fo, "max_inflight", inflight > UINT32_MAX ? UINT32_MAX : (uint32_t)inflight);
+    if (p->u.proxy.max_inflight < batch)
+        p->u.proxy.max_inflight = batch;
+    const char *ord = opt(fo, "ordered");
+    p->u.proxy.ordered = !ord || strcmp(ord, "true") == 0;
+    p->u.proxy.timeout_ms = opt_u32(fo, "timeout_ms", 30000);
+    p->u.proxy.max_retries = opt_u32(fo, "max_retries", 3);
+    const char *oe = opt(fo, "on_error");
+    p->u.proxy.on_error = !oe || strcmp(oe, "fail") == 0 ? PLAN_ON_ERROR_FAIL
+                          : strcmp(oe, "null") == 0   ? PLAN_ON_ERROR_NULL
+                                                      : PLAN_ON_ERROR_SKIP;
+    p->u.proxy.op_id = (*x->next_op)++;
+    if (sv)
+        cat_service_free(sv);
+    x->col[k] = top->ncols;
+    return p;
+}
+
+/* Stacks the proxies of every call in slots[0..n) over base and rewrites the
+ * slots; returns the new top (base when there is no call). */
+static plan_node *extract_calls(rw_ctx *ctx, int *next_op, plan_node *base, plan_expr ***slots, int n)
+{
+    extract x;
+    memset(&x, 0, sizeof x);
+    x.ctx = ctx;
+    x.next_op = next_op;
+    for (int i = 0; i < n; i++)
+        if (!collect(&x, *slots[i], 0))
+            return NULL;
+    if (x.ncalls == 0)
+        return base;
+    for (int k = 0; k < x.ncalls; k++)
+        x.col[k] = -1;
+    plan_node *top = base;
+    for (int k = 0; k < x.ncalls; k++)
+        if (!(top = make_proxy(&x, top, k)))
+            return NULL;
+    for (int i = 0; i < n; i++)
+        if (*slots[i] && !(*slots[i] = rewrite_expr(&x, *slots[i])))
+            return NULL;
+    return top;
+}
+
+static plan_node *copy_node(rw_ctx *ctx, const plan_node *p)
+{
+    plan_node *c = ros_arena_alloc(ctx->arena, sizeof *c);
+    if (!c)
+        ros_error_oom(ctx->err);
+    else
+        *c = *p;
+    return c;
+}
+
+/* Splits a filter: conjuncts without calls below, the rest above proxies. */
+static plan_node *rewrite_filter(rw_ctx *ctx, int *next_op, plan_node *f, plan_node *child)
+{
+    plan_expr *pred = f->u.filter.pred;
+    plan_expr **conj = pred->kind == PE_AND ? pred->args : &pred;
+    int n = pred->kind == PE_AND ? pred->nargs : 1;
+    int ncheap = 0;
+    for (int i = 0; i < n; i++)
+        ncheap += !has_call(conj[i]);
+    plan_node *below = child;
+    plan_expr *rest = pred;
+    if (ncheap > 0 && ncheap < n) {
+        plan_expr *cheap = plan_expr_new(ctx->arena, PE_AND, ROS_TYPE_BOOL, ncheap);
+        rest = plan_expr_new(ctx->arena, PE_AND, ROS_TYPE_BOOL, n - ncheap);
+        below = copy_node(ctx, f);
+        if (!cheap || !rest || !below) {
+            ros_error_oom(ctx->err);
+            return NULL;
+        }
+        for (int i = 0, a = 0, b = 0; i < n; i++) {
+            if (has_call(conj[i]))
+                rest->args[b++] = conj[i];
+            else
+                cheap->args[a++] = conj[i];
+        }
+        below->child = child;
+        below->u.filter.pred = ncheap == 1 ? cheap->args[0] : cheap;
+        if (n - ncheap == 1)
+            rest = rest->args[0];
+    }
+    plan_node *out = copy_node(ctx, f);
+    if (!out)
+        return NULL;
+    out->u.filter.pred = rest;
+    plan_expr **slot = &out->u.filter.pred;
+    plan_expr ***slots = &slot;
+    if (!(out->child = extract_calls(ctx, next_op, below, slots, 1)))
+        return NULL;
+    return out;
+}
+
+static plan_node *rewrite_node(rw_ctx *ctx, int *next_op, plan_node *p, bool *changed)
+{
+    if (!p)
+        return NULL;
+    plan_node *child = p->child;
+    if (child && !(child = rewrite_node(ctx, next_op, child, changed)))
+        return NULL;
+    switch (p->kind) {
+    case PN_FILTER:
+        if (has_call(p->u.filter.pred)) {
+            *changed = true;
+            return rewrite_filter(ctx, next_op, p, child);
+        }
+        break;
+    case PN_PROJECT: {
+        bool any = false;
+        for (int i = 0; i < p->ncols && !any; i++)
+            any = has_call(p->u.project.exprs[i]);
+        if (!any)
+            break;
+        plan_node *c = copy_node(ctx, p);
+        plan_expr **exprs = ROS_ARENA_ARRAY(ctx->arena, plan_expr *, p->ncols + 1);
+        plan_expr ***slots = ROS_ARENA_ARRAY(ctx->arena, plan_expr **, p->ncols + 1);
+        if (!c || !exprs || !slots) {
+            ros_error_oom(ctx->err);
+            return NULL;
+        }
+        for (int i = 0; i < p->ncols; i++) {
+            exprs[i] = p->u.project.exprs[i];
+            slots[i] = &exprs[i];
+        }
+        c->u.project.exprs = exprs;
+        if (!(c->child = extract_calls(ctx, next_op, child, slots, p->ncols)))
+            return NULL;
+        *changed = true;
+        return c;
+    }
+    case PN_AGG: {
+        int ng = p->u.agg.ngroup, na = p->u.agg.naggs;
+        bool any = false;
+        for (int i = 0; i < ng && !any; i++)
+            any = has_call(p->u.agg.group[i]);
+        for (int a = 0; a < na && !any; a++)
+            any = has_call(p->u.agg.aggs[a].arg) || has_call(p->u.agg.aggs[a].filter);
+        if (!any)
+            break;
+        plan_node *c = copy_node(ctx, p);
+        plan_expr **group = ROS_ARENA_ARRAY(ctx->arena, plan_expr *, ng + 1);
+        plan_aggcall *aggs = ROS_ARENA_ARRAY(ctx->arena, plan_aggcall, na + 1);
+        plan_expr ***slots = ROS_ARENA_ARRAY(ctx->arena, plan_expr **, ng + 2 * na + 1);
+        if (!c || !group || !aggs || !slots) {
+            ros_error_oom(ctx->err);
+            return NULL;
+        }
+        int n = 0;
+        for (int i = 0; i < ng; i++) {
+            group[i] = p->u.agg.group[i];
+            slots[n++] = &group[i];
+        }
+        for (int a = 0; a < na; a++) {
+            aggs[a] = p->u.agg.aggs[a];
+            slots[n++] = &aggs[a].arg;
+            slots[n++] = &aggs[a].filter;
+        }
+        c->u.agg.group = group;
+        c->u.agg.aggs = aggs;
+        if (!(c->child = extract_calls(ctx, next_op, child, slots, n)))
+            return NULL;
+        *changed = true;
+        return c;
+    }
+    case PN_VALUES:
+        for (int i = 0; i < p->u.values.nrows * p->ncols; i++)
+            if (has_call(p->u.values.exprs[i])) {
+                ros_error_set(ctx->err, ROS_ERR_NOT_SUPPORTED,
+                              "a function that runs in a service cannot be called in a VALUES list");
+                ros_error_hint(ctx->err, "Use INSERT ... SELECT f(...) instead of INSERT ... VALUES (f(...)).");
+                return NULL;
+            }
+        break;
+    default:
+        break;
+    }
+    if (child == p->child)
+        return p;
+    plan_node *c = copy_node(ctx, p);
+    if (c)
+        c->child = child;
+    return c;
+}
+
+plan_node *rw_rule_service_proxies(rw_ctx *ctx, plan_node *plan, bool *changed)
+{
+    int next_op = 1;
+    return rewrite_node(ctx, &next_op, plan, changed);
+}

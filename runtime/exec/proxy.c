@@ -1,0 +1,370 @@
+/*
+ * proxy.c
+ *    The Proxy operator: computes one function through its service.
+ *
+ * It pulls batches from its child, evaluates the call's arguments, cuts the
+ * rows into requests of at most max_batch rows and keeps up to max_inflight
+ * rows outstanding through a service client (service/client.h), which routes,
+ * retries and times out each request.  Each request is one unit of output:
+ * the child's rows of that request plus the result column.  Units are
+ * emitted in input order (ordered, the default) or as they complete.
+ *
+ * A STRICT function is not sent rows with a NULL argument (their result is
+ * NULL).  Request ids are (job, operator, seq): job is random for an ad-hoc
+ * query, seq counts requests, so a retry asks under the same id.
+ */
+#include "runtime/exec/proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <rosql/udf.h>
+
+#include "runtime/core/types.h"
+#include "service/client.h"
+#include "service/coordinator.h"
+
+typedef struct chunk {
+    ros_batch rows;  /* copy of one child batch */
+    int refs;        /* units still using it */
+} chunk;
+
+typedef struct unit {
+    struct unit *next;
+    chunk *ch;
+    uint32_t start, end; /* rows of the chunk */
+    uint32_t *sent;      /* chunk rows sent (strict functions skip NULL arguments) */
+    uint32_t nsent;
+    ros_batch args;      /* built, waiting to be submitted (nsent > 0 && !submitted) */
+    bool submitted;
+    bool done;
+    bool ok;
+    ros_vector result;   /* nsent results */
+    ros_error error;
+    int64_t error_row;
+    uint64_t seq;
+} unit;
+
+struct rt_proxy {
+    rt_exec_ctx *ctx;
+    const plan_node *plan;
+    svc_client *client;
+    rt_expr **args;
+    unit *head, *tail;   /* outstanding units in input order */
+    uint64_t pending_rows;
+    uint64_t next_seq;
+    bool child_done;
+    uint32_t *iota;      /* 0, 1, 2, ... for gathers */
+    uint32_t iota_len;
+};
+
+static void unit_free(unit *u)
+{
+    if (!u)
+        return;
+    if (u->ch && --u->ch->refs == 0) {
+        rt_batch_free(&u->ch->rows);
+        free(u->ch);
+    }
+    free(u->sent);
+    svc_batch_free(&u->args);
+    ros_vector_free(&u->result);
+    free(u);
+}
+
+rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
+{
+    rt_proxy *px = calloc(1, sizeof *px);
+    if (!px) {
+        ros_error_oom(err);
+        return NULL;
+    }
+    px->ctx = ctx;
+    px->plan = p;
+    if (p->u.proxy.nargs > ROS_UDF_MAX_ARGS) {
+        ros_error_set(err, ROS_ERR_NOT_SUPPORTED, "function %s has more than %d arguments", p->u.proxy.function,
+                      ROS_UDF_MAX_ARGS);
+        free(px);
+        return NULL;
+    }
+    px->args = calloc((size_t)p->u.proxy.nargs + 1, sizeof(rt_expr *));
+    if (!px->args) {
+        ros_error_oom(err);
+        goto fail;
+    }
+    for (int i = 0; i < p->u.proxy.nargs; i++)
+        if (!(px->args[i] = rt_expr_compile(ctx, p->u.proxy.args[i], err)))
+            goto fail;
+
+    const char *db = cat_path(ctx->db);
+    char ctl[4200], pub[4200];
+    if (svc_coord_ctl_url(db, ctl, sizeof ctl) < 0 || svc_coord_pub_url(db, pub, sizeof pub) < 0) {
+        ros_error_set(err, ROS_ERR_IO, "database path \"%s\" is too long", db);
+        goto fail;
+    }
+    /* make sure the coordinator runs (a new shell after a crash starts it) */
+    if (svc_coord_request(db, "ping", NULL, 0, 5000, true, err) < 0)
+        goto fail;
+    svc_client_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.service = p->u.proxy.service;
+    uint32_t batch = p->u.proxy.max_batch ? p->u.proxy.max_batch : 1;
+    cfg.max_inflight = (p->u.proxy.max_inflight + batch - 1) / batch + 1;
+    cfg.timeout_ms = p->u.proxy.timeout_ms;
+    cfg.max_retries = p->u.proxy.max_retries;
+    if (getrandom(&cfg.job, sizeof cfg.job, 0) != sizeof cfg.job)
+        cfg.job = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)px << 16);
+    cfg.job |= 1ull << 63; /* ad-hoc queries: top bit set, jobs of the catalog never have it */
+    cfg.op = (uint32_t)p->u.proxy.op_id;
+    px->client = svc_client_open(&cfg, err);
+    if (!px->client || svc_client_subscribe(px->client, pub, ctl, err) < 0)
+        goto fail;
+    return px;
+fail:
+    rt_proxy_free(px);
+    return NULL;
+}
+
+void rt_proxy_free(rt_proxy *px)
+{
+    if (!px)
+        return;
+    if (px->client)
+        svc_client_close(px->client);
+    while (px->head) {
+        unit *n = px->head->next;
+        unit_free(px->head);
+        px->head = n;
+    }
+    for (int i = 0; px->args && i < px->plan->u.proxy.nargs; i++)
+        rt_expr_free(px->args[i]);
+    free(px->args);
+    free(px->iota);
+    free(px);
+}
+
+static int ensure_iota(rt_proxy *px, uint32_t n)
+{
+    if (px->iota_len >= n)
+        return 0;
+    uint32_t *p = realloc(px->iota, sizeof(uint32_t) * n);
+    if (!p)
+        return -1;
+    for (uint32_t i = px->iota_len; i < n; i++)
+        p[i] = i;
+    px->iota = p;
+    px->iota_len = n;
+    return 0;
+}
+
+/* Pulls one child batch and turns it into units.  Returns 1, 0 at the end of
+ * the input, -1 on error. */
+static int pull(rt_proxy *px, rt_op *child, ros_error *err)
+{
+    ros_batch *in;
+    int rc = rt_op_next(child, &in, err);
+    if (rc <= 0)
+        return rc;
+    if (in->nrows == 0)
+        return 1;
+    const plan_node *p = px->plan;
+    int nargs = p->u.proxy.nargs;
+    const ros_vector *argv[ROS_UDF_MAX_ARGS];
+    for (int i = 0; i < nargs; i++)
+        if (!(argv[i] = rt_expr_eval(px->args[i], in, err)))
+            return -1;
+    chunk *ch = calloc(1, sizeof *ch);
+    if (!ch || rt_batch_init(&ch->rows, (int)in->ncols, p->child->types) < 0) {
+        free(ch);
+        return ros_error_oom(err);
+    }
+    for (uint32_t c = 0; c < in->ncols; c++)
+        if (rt_vector_copy(&ch->rows.cols[c], &in->cols[c]) < 0)
+            goto oom;
+    ch->rows.nrows = in->nrows;
+    uint32_t batch = p->u.proxy.max_batch ? p->u.proxy.max_batch : 1;
+    for (uint32_t start = 0; start < in->nrows; start += batch) {
+        uint32_t end = start + batch < in->nrows ? start + batch : in->nrows;
+        unit *u = calloc(1, sizeof *u);
+        if (!u)
+            goto oom;
+        u->ch = ch;
+        ch->refs++;
+        u->start = start;
+        u->end = end;
+        u->seq = px->next_seq++;
+        u->error_row = -1;
+        if (px->tail)
+            px->tail->next = u;
+        else
+            px->head = u;
+        px->tail = u;
+        px->pending_rows += end - start;
+        u->sent = malloc(sizeof(uint32_t) * (end - start));
+        if (!u->sent)
+            goto oom;
+        for (uint32_t r = start; r < end; r++) {
+            bool skip = false;
+            for (int i = 0; i < nargs && p->u.proxy.strict && !skip; i++)
+                skip = ros_vector_is_null(argv[i], r);
+            if (!skip)
+                u->sent[u->nsent++] = r;
+        }
+        if (u->nsent == 0) {
+            /* every row has a NULL argument: nothing to ask */
+            ros_vector_init(&u->result, p->types[p->ncols - 1]);
+            u->done = u->ok = true;
+            continue;
+        }
+        u->args.ncols = (uint32_t)nargs;
+        u->args.nrows = u->nsent;
+        u->args.cols = calloc((size_t)nargs + 1, sizeof(ros_vector));
+        if (!u->args.cols)
+            goto oom;
+        for (int i = 0; i < nargs; i++) {
+            ros_vector_init(&u->args.cols[i], argv[i]->type);
+            if (rt_vector_gather(&u->args.cols[i], argv[i], u->sent, u->nsent) < 0)
+                goto oom;
+        }
+    }
+    if (ch->refs == 0) {
+        rt_batch_free(&ch->rows);
+        free(ch);
+    }
+    return 1;
+oom:
+    if (ch->refs == 0) {
+        rt_batch_free(&ch->rows);
+        free(ch);
+    }
+    return ros_error_oom(err);
+}
+
+/* Submits units not yet sent, in order, while the client takes them. */
+static int submit_pending(rt_proxy *px, ros_error *err)
+{
+    const plan_node *p = px->plan;
+    uint32_t flags = (p->u.proxy.ordered ? SVC_FLAG_ORDERED : 0) | (p->u.proxy.is_volatile ? SVC_FLAG_VOLATILE : 0);
+    for (unit *u = px->head; u; u = u->next) {
+        if (u->done || u->submitted)
+            continue;
+        int rc = svc_client_submit(px->client, u->seq, p->u.proxy.method, flags, &u->args, u, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 1)
+            return 0; /* in-flight limit: later */
+        u->submitted = true;
+    }
+    return 0;
+}
+
+static void collect(rt_proxy *px, int wait_ms)
+{
+    svc_result res;
+    while (svc_client_poll(px->client, wait_ms, &res) == 1) {
+        unit *u = res.tag;
+        u->done = true;
+        u->ok = res.ok;
+        if (res.ok) {
+            u->result = res.out;
+            memset(&res.out, 0, sizeof res.out);
+        } else {
+            u->error = res.error;
+            u->error_row = res.error_row;
+        }
+        svc_result_clear(&res);
+        wait_ms = 0;
+    }
+}
+
+/* Builds the output batch of a finished unit. */
+static int emit(rt_proxy *px, unit *u, ros_batch *out, ros_error *err)
+{
+    const plan_node *p = px->plan;
+    ros_type rt = p->types[p->ncols - 1];
+    if (!u->ok) {
+        *err = u->error;
+        if (u->error_row >= 0 && (uint64_t)u->error_row < u->nsent)
+            ros_error_detail(err, "Function %s (service %s) failed on input row %u of request %llu.",
+                             p->u.proxy.function, p->u.proxy.service, u->sent[u->error_row] - u->start,
+                             (unsigned long long)u->seq);
+        return -1;
+    }
+    if (u->result.len != u->nsent)
+        return ros_error_set(err, ROS_ERR_EXTERNAL, "service \"%s\" answered %u rows for %u", p->u.proxy.service,
+                             u->result.len, u->nsent);
+    if (u->nsent && u->result.type != rt)
+        return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH,
+                             "service \"%s\" returned type %s, but function %s returns %s", p->u.proxy.service,
+                             ros_type_name(u->result.type), p->u.proxy.function, ros_type_name(rt));
+    uint32_t n = u->end - u->start;
+    if (ensure_iota(px, u->end) < 0)
+        return ros_error_oom(err);
+    rt_batch_reset(out);
+    for (int c = 0; c < p->ncols - 1; c++)
+        if (rt_vector_gather(&out->cols[c], &u->ch->rows.cols[c], px->iota + u->start, n) < 0)
+            return ros_error_oom(err);
+    ros_vector *res = &out->cols[p->ncols - 1];
+    if (u->nsent == n) {
+        if (rt_vector_gather(res, &u->result, px->iota, n) < 0)
+            return ros_error_oom(err);
+    } else {
+        ros_vector_reset(res);
+        for (uint32_t r = u->start, k = 0; r < u->end; r++) {
+            int rc = k < u->nsent && u->sent[k] == r ? rt_vector_append_row(res, &u->result, k++)
+                                                      : ros_vector_append_null(res);
+            if (rc < 0)
+                return ros_error_oom(err);
+        }
+    }
+    out->nrows = n;
+    return 0;
+}
+
+int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void *, ros_error *), void *check_arg,
+                  ros_error *err)
+{
+    for (;;) {
+        if (check(check_arg, err) < 0)
+            return -1;
+        /* a finished unit to emit */
+        unit *prev = NULL, *u = px->head;
+        if (!px->plan->u.proxy.ordered)
+            for (; u && !u->done; prev = u, u = u->next)
+                ;
+        if (u && u->done) {
+            if (prev)
+                prev->next = u->next;
+            else
+                px->head = u->next;
+            if (px->tail == u)
+                px->tail = prev;
+            px->pending_rows -= u->end - u->start;
+            int rc = emit(px, u, out, err);
+            unit_free(u);
+            if (rc < 0)
+                return -1;
+            return 1;
+        }
+        /* more input while there is room */
+        if (!px->child_done && px->pending_rows < px->plan->u.proxy.max_inflight) {
+            int rc = pull(px, child, err);
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                px->child_done = true;
+            if (submit_pending(px, err) < 0)
+                return -1;
+            collect(px, 0);
+            continue;
+        }
+        if (!px->head)
+            return 0;
+        if (submit_pending(px, err) < 0)
+            return -1;
+        collect(px, 50);
+    }
+}

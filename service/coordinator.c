@@ -1,0 +1,1001 @@
+/*
+ * coordinator.c
+ *    `rosd coordinator DB`: supervises the service instances of one
+ *    database.
+ *
+ * One process per database (a lock file in the run directory decides),
+ * started by the first rosql that needs it and exiting on its own when the
+ * database has no service left to run.  It is single-threaded: one loop
+ * that, every few tens of milliseconds,
+ *   - answers control requests (service/README.md, "Discovery and control");
+ *   - reaps exited workers and restarts crashed ones with backoff (100 ms
+ *     doubling up to 5 s); CRASH_LOOP_LIMIT failures in a row without
+ *     becoming ready mark the instance failed, and a service whose instances
+ *     all failed is marked failed with the reason (the worker's last log
+ *     line, or how it died);
+ *   - reconciles the catalog's services with the running instances: starts
+ *     missing ones, drains (SIGTERM) those no longer wanted;
+ *   - pings every instance asynchronously (PING/PONG) for its state and
+ *     counters, writes them to the catalog (so SHOW SERVICES in any process
+ *     sees them), and pushes the ready set of each service to clients on
+ *     every change and once a second.
+ * Instances are started in their own session with their output in
+ * DB.run/SERVICE-N.log.  A restarted coordinator adopts instances that are
+ * still alive (their pid and endpoint are in the catalog) instead of
+ * starting new ones, so a coordinator crash reloads no model.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "catalog/catalog.h"
+#include "runtime/core/strbuf.h"
+#include "service/coordinator.h"
+#include "service/frame.h"
+#include "service/handler.h"
+#include "service/spawn.h"
+
+#define TICK_MS 20
+#define RECONCILE_MS 250
+#define PING_MS 200
+#define PING_TIMEOUT_MS 1000
+#define STATE_WRITE_MS 500
+#define PUBLISH_MS 1000
+#define IDLE_EXIT_MS 2000
+#define DRAIN_TIMEOUT_MS 30000
+#define CRASH_LOOP_LIMIT 5
+#define BACKOFF_MAX_MS 5000
+#define REMOTE_PING_FAILURES 3
+
+typedef enum inst_state { I_BACKOFF, I_STARTING, I_READY, I_DRAINING, I_FAILED } inst_state;
+
+static const char *const inst_state_names[] = {"starting", "starting", "ready", "draining", "failed"};
+
+typedef struct inst {
+    char service[128];
+    int64_t service_id;
+    int idx;
+    pid_t pid;          /* 0: no process */
+    bool child;         /* started by this coordinator (waitpid), else adopted or remote */
+    bool remote;        /* registered by hand (rosd worker --register) */
+    char url[320];
+    inst_state st;
+    int fails;          /* failures in a row without becoming ready */
+    int64_t restarts;
+    int64_t next_start; /* I_BACKOFF: start at (ms) */
+    int64_t drain_deadline;
+    char last_error[512];
+    /* ping */
+    nng_socket sock;
+    bool sock_open;
+    nng_aio *aio;
+    _Atomic int aio_done; /* set by the aio callback (an nng thread) */
+    int ping_phase;     /* 0 idle, 1 sending, 2 receiving */
+    int64_t next_ping;
+    int ping_failures;
+    svc_status status;
+    bool dirty;         /* catalog row needs writing */
+    struct inst *next;
+} inst;
+
+typedef struct svc_mem {
+    char name[128];
+    int64_t id;
+    bool present;       /* in the catalog at the last reconcile */
+    bool failed;
+    char published[4096];
+    uint64_t version;
+    char state[32];     /* last state written */
+    struct svc_mem *next;
+} svc_mem;
+
+typedef struct coord {
+    char db_path[PATH_MAX];
+    char run_dir[PATH_MAX];
+    char rosd[PATH_MAX];
+    cat_db *db;
+    nng_socket ctl, pub;
+    inst *insts;
+    svc_mem *svcs;
+    uint64_t version;
+    int64_t last_publish, last_write, last_reconcile, idle_since;
+    bool stop;
+} coord;
+
+static volatile sig_atomic_t g_term;
+
+static void on_term(int sig) { g_term = 1; }
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+    fprintf(stderr, "%s rosd coordinator: ", ts);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Services in memory */
+
+static svc_mem *svc_find(coord *c, const char *name)
+{
+    for (svc_mem *s = c->svcs; s; s = s->next)
+        if (strcmp(s->name, name) == 0)
+            return s;
+    return NULL;
+}
+
+static svc_mem *svc_get(coord *c, const char *name)
+{
+    svc_mem *s = svc_find(c, name);
+    if (s)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->next = c->svcs;
+    c->svcs = s;
+    return s;
+}
+
+/* The membership line of service name: the URLs of its ready instances. */
+static void members_line(coord *c, const char *name, uint64_t version, char *out, size_t n)
+{
+    ros_strbuf sb;
+    ros_strbuf_init(&sb);
+    ros_strbuf_appendf(&sb, "members %s %llu", name, (unsigned long long)version);
+    /* by idx, so the line is stable */
+    for (int idx = -1;;) {
+        inst *best = NULL;
+        for (inst *i = c->insts; i; i = i->next)
+            if (i->st == I_READY && strcmp(i->service, name) == 0 && i->idx > idx && (!best || i->idx < best->idx))
+                best = i;
+        if (!best)
+            break;
+        ros_strbuf_appendf(&sb, " %s", best->url);
+        idx = best->idx;
+    }
+    if (snprintf(out, n, "%s", sb.data ? sb.data : "") >= (int)n)
+        logf_("membership of %s is too long to publish in full", name);
+    ros_strbuf_free(&sb);
+}
+
+/* Pushes the membership of every service whose ready set changed (or all of
+ * them when force). */
+static void publish(coord *c, bool force)
+{
+    for (svc_mem *s = c->svcs; s; s = s->next) {
+        char line[4096];
+        members_line(c, s->name, 0, line, sizeof line);
+        /* compare without the version field */
+        if (strcmp(line, s->published) != 0) {
+            snprintf(s->published, sizeof s->published, "%s", line);
+            s->version = ++c->version;
+            force = true;
+        }
+    }
+    if (!force)
+        return;
+    for (svc_mem *s = c->svcs; s; s = s->next) {
+        char line[4096];
+        members_line(c, s->name, s->version, line, sizeof line);
+        nng_send(c->pub, line, strlen(line) + 1, NNG_FLAG_NONBLOCK);
+    }
+    c->last_publish = now_ms();
+}
+
+/* ------------------------------------------------------------------ */
+/* Instances */
+
+static inst *inst_find(coord *c, const char *service, int idx)
+{
+    for (inst *i = c->insts; i; i = i->next)
+        if (i->idx == idx && strcmp(i->service, service) == 0)
+            return i;
+    return NULL;
+}
+
+static void inst_close_sock(inst *i)
+{
+    if (i->aio) {
+        nng_aio_stop(i->aio);
+        nng_aio_free(i->aio);
+        i->aio = NULL;
+    }
+    if (i->sock_open) {
+        nng_close(i->sock);
+        i->sock_open = false;
+    }
+    i->ping_phase = 0;
+}
+
+static void inst_free(coord *c, inst *dead)
+{
+    for (inst **p = &c->insts; *p; p = &(*p)->next) {
+        if (*p == dead) {
+            *p = dead->next;
+            break;
+        }
+    }
+    inst_close_sock(dead);
+    free(dead);
+}
+
+static inst *inst_new(coord *c, const char *service, int64_t service_id, int idx)
+{
+    inst *i = calloc(1, sizeof *i);
+    if (!i)
+        return NULL;
+    snprintf(i->service, sizeof i->service, "%s", service);
+    i->service_id = service_id;
+    i->idx = idx;
+    i->st = I_BACKOFF;
+    i->dirty = true;
+    i->next = c->insts;
+    c->insts = i;
+    return i;
+}
+
+/* Last non-empty line of an instance's log: a worker's start error. */
+static void log_tail(const char *path, char *out, size_t n)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[1024];
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+    fseek(f, size > 8192 ? size - 8192 : 0, SEEK_SET);
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\n");
+        line[len] = '\0';
+        if (len && n) {
+            size_t k = len < n - 1 ? len : n - 1;
+            memcpy(out, line, k);
+            out[k] = '\0';
+        }
+    }
+    fclose(f);
+}
+
+static void inst_log_path(coord *c, const inst *i, char *out, size_t n)
+{
+    if (snprintf(out, n, "%s/%s-%d.log", c->run_dir, i->service, i->idx) >= (int)n)
+        out[0] = '\0';
+}
+
+static const char *opt(const cat_service *s, const char *key) { return cat_options_get(&s->options, key); }
+
+/* The device of instance idx: -1 CPU, else a GPU ordinal. */
+static int pick_device(const cat_service *s, int idx)
+{
+    const char *d = opt(s, "device");
+    int ngpu = svc_gpu_count();
+    if (!d || strcmp(d, "cpu") == 0 || ngpu <= 0)
+        return -1;
+    return idx % ngpu; /* 'gpu' and 'auto' with a GPU: round robin */
+}
+
+static void inst_url(coord *c, const cat_service *s, int idx, char *out, size_t n)
+{
+    const char *ep = opt(s, "endpoint");
+    if (ep && strncmp(ep, "tcp://", 6) == 0) {
+        /* tcp://host:port: instance idx listens on port + idx */
+        const char *colon = strrchr(ep + 6, ':');
+        long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+        snprintf(out, n, "%.*s:%ld", (int)(colon ? colon - ep : (long)strlen(ep)), ep, port + idx);
+        return;
+    }
+    if (snprintf(out, n, "ipc://%s/%s-%d.ipc", c->run_dir, s->name, idx) >= (int)n)
+        out[0] = '\0';
+}
+
+static int inst_start(coord *c, inst *i, const cat_service *s)
+{
+    inst_url(c, s, i->idx, i->url, sizeof i->url);
+    if (strncmp(i->url, "ipc://", 6) == 0)
+        unlink(i->url + 6); /* a stale socket of a dead instance */
+    char *opts = cat_options_to_text(&s->options);
+    char dev[16], log[PATH_MAX + 64];
+    snprintf(dev, sizeof dev, "%d", pick_device(s, i->idx));
+    inst_log_path(c, i, log, sizeof log);
+    const char *argv[32];
+    int k = 0;
+    argv[k++] = c->rosd;
+    argv[k++] = "worker";
+    argv[k++] = "--handler";
+    argv[k++] = s->handler;
+    argv[k++] = "--listen";
+    argv[k++] = i->url;
+    argv[k++] = "--options";
+    argv[k++] = opts ? opts : "";
+    argv[k++] = "--device";
+    argv[k++] = dev;
+    static const char *const flags[][2] = {{"max_batch", "--max-batch"},         {"max_delay_ms", "--max-delay-ms"},
+                                           {"max_queue", "--max-queue"},         {"cache_entries", "--cache-entries"},
+                                           {"max_frame_bytes", "--max-frame"}};
+    for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
+        const char *v = opt(s, flags[f][0]);
+        if (v) {
+            argv[k++] = flags[f][1];
+            argv[k++] = v;
+        }
+    }
+    argv[k] = NULL;
+    pid_t pid = svc_spawn((char *const *)argv, log, false);
+    free(opts);
+    if (pid < 0) {
+        snprintf(i->last_error, sizeof i->last_error, "could not start rosd: %s", strerror(errno));
+        return -1;
+    }
+    logf_("started %s[%d] pid %d on %s", i->service, i->idx, (int)pid, i->url);
+    i->pid = pid;
+    i->child = true;
+    i->st = I_STARTING;
+    i->ping_failures = 0;
+    i->next_ping = now_ms() + 20;
+    memset(&i->status, 0, sizeof i->status);
+    i->dirty = true;
+    inst_close_sock(i);
+    return 0;
+}
+
+static void inst_drain(inst *i, const char *why)
+{
+    if (i->st == I_DRAINING || (i->pid <= 0 && i->st == I_FAILED))
+        return;
+    logf_("draining %s[%d] (%s)", i->service, i->idx, why);
+    if (i->pid > 0 && !i->remote)
+        kill(i->pid, SIGTERM);
+    i->st = i->pid > 0 ? I_DRAINING : I_FAILED;
+    i->drain_deadline = now_ms() + DRAIN_TIMEOUT_MS;
+    i->dirty = true;
+}
+
+/* The process of i ended (status from waitpid, or -1 when not known). */
+static void inst_exited(coord *c, inst *i, int status)
+{
+    char reason[512] = "";
+    if (status >= 0 && WIFSIGNALED(status))
+        snprintf(reason, sizeof reason, "killed by signal %d", WTERMSIG(status));
+    else if (status >= 0 && WIFEXITED(status))
+        snprintf(reason, sizeof reason, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(reason, sizeof reason, "process %d is gone", (int)i->pid);
+    bool was_draining = i->st == I_DRAINING;
+    i->pid = 0;
+    inst_close_sock(i);
+    i->dirty = true;
+    if (was_draining) {
+        logf_("%s[%d] stopped (%s)", i->service, i->idx, reason);
+        i->st = I_FAILED; /* removed by reconcile: no longer wanted */
+        i->fails = CRASH_LOOP_LIMIT;
+        snprintf(i->last_error, sizeof i->last_error, "stopped");
+        return;
+    }
+    char log[PATH_MAX + 64], tail[400];
+    inst_log_path(c, i, log, sizeof log);
+    log_tail(log, tail, sizeof tail);
+    char why[sizeof i->last_error + 8];
+    if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0 && tail[0])
+        snprintf(why, sizeof why, "%.100s: %.390s", reason, tail);
+    else
+        snprintf(why, sizeof why, "%.500s", reason);
+    memcpy(i->last_error, why, sizeof i->last_error - 1);
+    i->last_error[sizeof i->last_error - 1] = '\0';
+    i->restarts++;
+    i->fails++;
+    if (i->fails >= CRASH_LOOP_LIMIT) {
+        i->st = I_FAILED;
+        logf_("%s[%d] failed %d times in a row, giving up: %s", i->service, i->idx, i->fails, i->last_error);
+        return;
+    }
+    int64_t delay = 100LL << (i->fails - 1);
+    i->st = I_BACKOFF;
+    i->next_start = now_ms() + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
+    logf_("%s[%d] %s; restarting in %lld ms", i->service, i->idx, i->last_error, (long long)delay);
+}
+
+/* Asynchronous PING: one exchange in flight per instance. */
+static void ping_done(void *arg) { atomic_store(&((inst *)arg)->aio_done, 1); }
+
+static void inst_ping(coord *c, inst *i)
+{
+    if (!i->url[0] || (i->pid <= 0 && !i->remote))
+        return;
+    if (!i->sock_open) {
+        if (nng_req0_open(&i->sock) != 0)
+            return;
+        nng_socket_set_ms(i->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+        nng_socket_set_ms(i->sock, NNG_OPT_RECONNMINT, 20);
+        nng_socket_set_ms(i->sock, NNG_OPT_RECONNMAXT, 200);
+        i->sock_open = true;
+        if (nng_dial(i->sock, i->url, NULL, NNG_FLAG_NONBLOCK) != 0 || nng_aio_alloc(&i->aio, ping_done, i) != 0) {
+            inst_close_sock(i);
+            return;
+        }
+    }
+    int64_t now = now_ms();
+    if (i->ping_phase == 0) {
+        if (now < i->next_ping)
+            return;
+        svc_frame_header h;
+        svc_frame_header_init(&h, SVC_KIND_PING, NULL);
+        uint8_t *buf;
+        size_t len;
+        ros_error e = {0};
+        nng_msg *m;
+        if (svc_frame_encode(&h, NULL, 0, &buf, &len, &e) < 0)
+            return;
+        if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, buf, len) != 0) {
+            free(buf);
+            return;
+        }
+        free(buf);
+        nng_aio_set_msg(i->aio, m);
+        nng_aio_set_timeout(i->aio, PING_TIMEOUT_MS);
+        atomic_store(&i->aio_done, 0);
+        nng_send_aio(i->sock, i->aio);
+        i->ping_phase = 1;
+        return;
+    }
+    if (!atomic_load(&i->aio_done))
+        return;
+    int rv = nng_aio_result(i->aio);
+    if (i->ping_phase == 1) {
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(i->aio));
+            goto failed;
+        }
+        nng_aio_set_timeout(i->aio, PING_TIMEOUT_MS);
+        atomic_store(&i->aio_done, 0);
+        nng_recv_aio(i->sock, i->aio);
+        i->ping_phase = 2;
+        return;
+    }
+    i->ping_phase = 0;
+    i->next_ping = now + PING_MS;
+    if (rv != 0)
+        goto failed;
+    nng_msg *m = nng_aio_get_msg(i->aio);
+    svc_frame f;
+    ros_error e = {0};
+    int drc = svc_frame_decode(nng_msg_body(m), nng_msg_len(m), 0, &f, &e);
+    nng_msg_free(m);
+    if (drc < 0 || f.h.kind != SVC_KIND_PONG) {
+        if (drc == 0)
+            svc_frame_clear(&f);
+        goto failed;
+    }
+    i->ping_failures = 0;
+    if (memcmp(&i->status, &f.status, sizeof f.status) != 0)
+        i->dirty = true;
+    i->status = f.status;
+    if (f.status.state == SVC_STATE_READY && i->st == I_STARTING) {
+        logf_("%s[%d] ready", i->service, i->idx);
+        i->st = I_READY;
+        i->fails = 0;
+        i->dirty = true;
+    }
+    return;
+failed:
+    i->ping_phase = 0;
+    i->next_ping = now + PING_MS;
+    if (++i->ping_failures >= REMOTE_PING_FAILURES && (i->remote || !i->child) && i->st != I_DRAINING) {
+        /* a remote or adopted instance we cannot reach: not routable */
+        if (i->st == I_READY) {
+            i->st = I_STARTING;
+            i->dirty = true;
+        }
+        if (i->remote && i->ping_failures >= 10 * REMOTE_PING_FAILURES) {
+            snprintf(i->last_error, sizeof i->last_error, "unreachable");
+            i->st = I_FAILED;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Reconciling with the catalog */
+
+static void reconcile(coord *c)
+{
+    ros_error err = {0};
+    cat_service **sv = NULL;
+    int n = 0;
+    if (cat_service_list(c->db, &sv, &n, &err) < 0) {
+        logf_("could not read services: %s", err.message);
+        return;
+    }
+    for (svc_mem *m = c->svcs; m; m = m->next)
+        m->present = false;
+    int64_t now = now_ms();
+    for (int k = 0; k < n; k++) {
+        cat_service *s = sv[k];
+        svc_mem *m = svc_get(c, s->name);
+        if (!m)
+            continue;
+        m->present = true;
+        if (m->id != s->id) { /* a new service under a name seen before */
+            m->id = s->id;
+            m->failed = false;
+            m->state[0] = '\0';
+        }
+        /* ALTER SERVICE (any change) asks for a new try after a failure */
+        if (m->failed && strcmp(s->state, "failed") != 0) {
+            m->failed = false;
+            for (inst *i = c->insts; i; i = i->next)
+                if (strcmp(i->service, s->name) == 0 && i->st == I_FAILED && !i->remote) {
+                    i->fails = 0;
+                    i->st = I_BACKOFF;
+                    i->next_start = now;
+                }
+        }
+        for (int idx = 0; idx < s->desired_instances; idx++) {
+            inst *i = inst_find(c, s->name, idx);
+            if (!i)
+                i = inst_new(c, s->name, s->id, idx);
+            if (!i)
+                continue;
+            i->service_id = s->id;
+            if (i->st == I_BACKOFF && now >= i->next_start && !m->failed)
+                inst_start(c, i, s);
+        }
+        for (inst *i = c->insts; i; i = i->next)
+            if (strcmp(i->service, s->name) == 0 && !i->remote && i->idx >= s->desired_instances &&
+                i->st != I_DRAINING)
+                inst_drain(i, "scaled in");
+    }
+    /* instances of dropped services */
+    for (inst *i = c->insts; i; i = i->next) {
+        svc_mem *m = svc_find(c, i->service);
+        if ((!m || !m->present) && i->st != I_DRAINING)
+            inst_drain(i, "service dropped");
+    }
+    /* forget instances that are gone and no longer wanted */
+    for (inst *i = c->insts, *next; i; i = next) {
+        next = i->next;
+        svc_mem *m = svc_find(c, i->service);
+        cat_service *s = NULL;
+        for (int k = 0; k < n; k++)
+            if (strcmp(sv[k]->name, i->service) == 0)
+                s = sv[k];
+        bool wanted = s && (i->remote || i->idx < s->desired_instances);
+        if (i->pid == 0 && !wanted && (i->st == I_FAILED || i->st == I_BACKOFF || i->st == I_DRAINING)) {
+            if (s)
+                cat_instance_delete(c->db, s->id, i->idx, &err);
+            inst_free(c, i);
+        }
+        (void)m;
+    }
+    CAT_FREE_LIST(sv, n, cat_service_free);
+    c->last_reconcile = now;
+}
+
+/* Writes instance rows and service states that changed. */
+static void write_state(coord *c, bool force)
+{
+    ros_error err = {0};
+    bool any = force;
+    for (inst *i = c->insts; i && !any; i = i->next)
+        any = i->dirty;
+    for (svc_mem *m = c->svcs; m && !any; m = m->next)
+        any = m->present;
+    if (!any)
+        return;
+    if (cat_begin(c->db, &err) < 0) {
+        logf_("could not write state: %s", err.message);
+        return;
+    }
+    for (inst *i = c->insts; i; i = i->next) {
+        if (!i->dirty && !force)
+            continue;
+        svc_mem *m = svc_find(c, i->service);
+        if (!m || !m->present)
+            continue;
+        cat_instance row = {0};
+        row.service_id = i->service_id;
+        row.idx = i->idx;
+        row.pid = i->pid;
+        row.endpoint = i->url[0] ? i->url : NULL;
+        row.state = (char *)inst_state_names[i->st];
+        row.requests = (int64_t)i->status.requests;
+        row.rows = (int64_t)i->status.rows;
+        row.inflight = i->status.inflight;
+        row.queue_depth = i->status.queue_depth;
+        row.restarts = i->restarts;
+        row.last_error = i->last_error[0] ? i->last_error : NULL;
+        if (cat_instance_put(c->db, &row, &err) == 0)
+            i->dirty = false;
+    }
+    for (svc_mem *m = c->svcs; m; m = m->next) {
+        if (!m->present)
+            continue;
+        int total = 0, ready = 0, failed = 0;
+        const char *why = NULL;
+        int why_idx = -1;
+        for (inst *i = c->insts; i; i = i->next) {
+            if (strcmp(i->service, m->name) != 0 || i->st == I_DRAINING)
+                continue;
+            total++;
+            ready += i->st == I_READY;
+            if (i->st == I_FAILED) {
+                failed++;
+                why = i->last_error;
+                why_idx = i->idx;
+            }
+        }
+        const char *state = total == 0 ? "stopped" : failed == total ? "failed" : ready == total ? "ready" : "starting";
+        m->failed = failed == total && total > 0;
+        if (strcmp(state, m->state) != 0) {
+            char msg[700] = "";
+            if (m->failed)
+                snprintf(msg, sizeof msg, "instance %d failed %d times in a row: %s", why_idx, CRASH_LOOP_LIMIT,
+                         why ? why : "");
+            if (cat_service_set_state(c->db, m->id, state, m->failed ? msg : NULL, &err) >= 0)
+                snprintf(m->state, sizeof m->state, "%s", state);
+        }
+    }
+    if (cat_commit(c->db, &err) < 0) {
+        logf_("could not write state: %s", err.message);
+        cat_rollback(c->db);
+    }
+    c->last_write = now_ms();
+}
+
+/* ------------------------------------------------------------------ */
+/* Processes */
+
+static void reap(coord *c)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (inst *i = c->insts; i; i = i->next)
+            if (i->child && i->pid == pid) {
+                inst_exited(c, i, status);
+                break;
+            }
+    }
+    /* adopted instances are not our children: check that they still live */
+    int64_t now = now_ms();
+    for (inst *i = c->insts; i; i = i->next) {
+        if (i->pid > 0 && !i->child && !i->remote && kill(i->pid, 0) < 0 && errno == ESRCH)
+            inst_exited(c, i, -1);
+        if (i->st == I_DRAINING && i->pid > 0 && now > i->drain_deadline) {
+            logf_("%s[%d] did not drain in time: killing it", i->service, i->idx);
+            kill(i->pid, SIGKILL);
+            i->drain_deadline = now + DRAIN_TIMEOUT_MS;
+        }
+        if (i->st == I_DRAINING && i->remote) {
+            i->st = I_FAILED;
+            i->dirty = true;
+        }
+    }
+}
+
+/* Takes over instances a previous coordinator started that still run. */
+static void adopt(coord *c)
+{
+    ros_error err = {0};
+    cat_instance **in;
+    int n;
+    if (cat_instance_list(c->db, 0, &in, &n, &err) < 0)
+        return;
+    cat_service **sv;
+    int ns;
+    if (cat_service_list(c->db, &sv, &ns, &err) < 0) {
+        CAT_FREE_LIST(in, n, cat_instance_free);
+        return;
+    }
+    for (int k = 0; k < n; k++) {
+        const char *name = NULL;
+        for (int j = 0; j < ns; j++)
+            if (sv[j]->id == in[k]->service_id)
+                name = sv[j]->name;
+        if (!name || in[k]->pid <= 0 || !in[k]->endpoint || kill(in[k]->pid, 0) < 0)
+            continue;
+        char path[64], cmd[256] = "";
+        snprintf(path, sizeof path, "/proc/%d/cmdline", in[k]->pid);
+        FILE *f = fopen(path, "r");
+        size_t len = f ? fread(cmd, 1, sizeof cmd - 1, f) : 0;
+        if (f)
+            fclose(f);
+        cmd[len] = '\0';
+        if (!strstr(cmd, "rosd"))
+            continue; /* the pid was reused by something else */
+        inst *i = inst_new(c, name, in[k]->service_id, in[k]->idx);
+        if (!i)
+            continue;
+        i->pid = in[k]->pid;
+        i->child = false;
+        i->st = I_STARTING; /* ready once it answers a PING */
+        i->restarts = in[k]->restarts;
+        snprintf(i->url, sizeof i->url, "%s", in[k]->endpoint);
+        logf_("adopted %s[%d] pid %d on %s", name, i->idx, (int)i->pid, i->url);
+    }
+    CAT_FREE_LIST(in, n, cat_instance_free);
+    CAT_FREE_LIST(sv, ns, cat_service_free);
+}
+
+/* ------------------------------------------------------------------ */
+/* Control requests */
+
+static void ctl_reply(coord *c, const char *text) { nng_send(c->ctl, (void *)text, strlen(text) + 1, 0); }
+
+static void handle_ctl(coord *c, char *msg)
+{
+    char reply[4096];
+    char name[128], url[320];
+    if (strcmp(msg, "ping") == 0) {
+        ctl_reply(c, "ok");
+    } else if (strcmp(msg, "reconcile") == 0) {
+        reconcile(c);
+        write_state(c, false);
+        publish(c, false);
+        ctl_reply(c, "ok");
+    } else if (strcmp(msg, "stop") == 0) {
+        c->stop = true;
+        ctl_reply(c, "ok");
+    } else if (sscanf(msg, "members %127s", name) == 1) {
+        svc_mem *m = svc_find(c, name);
+        members_line(c, name, m ? m->version : 0, reply, sizeof reply);
+        ctl_reply(c, reply);
+    } else if (sscanf(msg, "instances %127s", name) == 1) {
+        int live = 0;
+        for (inst *i = c->insts; i; i = i->next)
+            live += strcmp(i->service, name) == 0 && i->pid > 0;
+        snprintf(reply, sizeof reply, "%d", live);
+        ctl_reply(c, reply);
+    } else if (sscanf(msg, "register %127s %319s", name, url) == 2) {
+        ros_error err = {0};
+        cat_service *s = cat_service_get(c->db, name, &err);
+        if (!s) {
+            snprintf(reply, sizeof reply, "error service \"%s\" does not exist", name);
+            ctl_reply(c, reply);
+            return;
+        }
+        inst *found = NULL;
+        int next_idx = 1000;
+        for (inst *i = c->insts; i; i = i->next) {
+            if (strcmp(i->service, name) != 0)
+                continue;
+            if (i->remote && strcmp(i->url, url) == 0)
+                found = i;
+            if (i->idx >= next_idx)
+                next_idx = i->idx + 1;
+        }
+        if (!found)
+            found = inst_new(c, name, s->id, next_idx);
+        if (found) {
+            found->remote = true;
+            found->st = I_STARTING; /* routable once it answers a PING */
+            found->next_ping = 0;
+            snprintf(found->url, sizeof found->url, "%s", url);
+            logf_("registered %s[%d] at %s", name, found->idx, url);
+        }
+        cat_service_free(s);
+        ctl_reply(c, found ? "ok" : "error out of memory");
+    } else if (sscanf(msg, "deregister %127s %319s", name, url) == 2) {
+        for (inst *i = c->insts; i; i = i->next)
+            if (i->remote && strcmp(i->service, name) == 0 && strcmp(i->url, url) == 0) {
+                i->st = I_FAILED;
+                snprintf(i->last_error, sizeof i->last_error, "deregistered");
+                i->dirty = true;
+                inst_close_sock(i);
+            }
+        /* forget it: a remote instance has no process to wait for */
+        for (inst *i = c->insts, *next; i; i = next) {
+            next = i->next;
+            if (i->remote && i->st == I_FAILED && strcmp(i->service, name) == 0 && strcmp(i->url, url) == 0) {
+                ros_error err = {0};
+                cat_instance_delete(c->db, i->service_id, i->idx, &err);
+                inst_free(c, i);
+            }
+        }
+        publish(c, false);
+        ctl_reply(c, "ok");
+    } else {
+        snprintf(reply, sizeof reply, "error unknown command \"%.60s\"", msg);
+        ctl_reply(c, reply);
+    }
+}
+
+static void poll_ctl(coord *c, int wait_ms)
+{
+    nng_socket_set_ms(c->ctl, NNG_OPT_RECVTIMEO, wait_ms);
+    for (int k = 0; k < 32; k++) {
+        char *buf = NULL;
+        size_t len = 0;
+        if (nng_recv(c->ctl, &buf, &len, NNG_FLAG_ALLOC) != 0)
+            return;
+        char msg[1024];
+        size_t m = len < sizeof msg - 1 ? len : sizeof msg - 1;
+        memcpy(msg, buf, m);
+        msg[m] = '\0';
+        nng_free(buf, len);
+        handle_ctl(c, msg);
+        nng_socket_set_ms(c->ctl, NNG_OPT_RECVTIMEO, 0);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+
+static bool any_wanted(coord *c)
+{
+    for (inst *i = c->insts; i; i = i->next)
+        if (i->pid > 0 || i->st == I_BACKOFF || i->st == I_STARTING || i->st == I_READY)
+            return true;
+    return false;
+}
+
+static void shutdown_all(coord *c)
+{
+    for (inst *i = c->insts; i; i = i->next)
+        if (i->pid > 0)
+            inst_drain(i, "coordinator stopping");
+    int64_t deadline = now_ms() + 10000;
+    for (;;) {
+        reap(c);
+        bool live = false;
+        for (inst *i = c->insts; i; i = i->next)
+            live |= i->pid > 0 && !i->remote;
+        if (!live || now_ms() > deadline)
+            break;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    for (inst *i = c->insts; i; i = i->next)
+        if (i->pid > 0 && !i->remote)
+            kill(i->pid, SIGKILL);
+    reap(c);
+    for (inst *i = c->insts; i; i = i->next) {
+        i->st = I_FAILED;
+        snprintf(i->last_error, sizeof i->last_error, "stopped");
+        i->dirty = true;
+    }
+    publish(c, true);
+}
+
+int svc_coord_main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: rosd coordinator DBFILE\n");
+        return 2;
+    }
+    coord *c = calloc(1, sizeof *c);
+    if (!c)
+        return 1;
+    snprintf(c->db_path, sizeof c->db_path, "%s", argv[1]);
+    if (svc_run_dir(c->db_path, c->run_dir, sizeof c->run_dir) < 0 || svc_mkdir_p(c->run_dir) < 0) {
+        logf_("cannot create the run directory of %s", c->db_path);
+        return 1;
+    }
+    char lockpath[PATH_MAX + 32];
+    snprintf(lockpath, sizeof lockpath, "%s/coord.lock", c->run_dir);
+    int lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) {
+        logf_("another coordinator runs for %s", c->db_path);
+        return 0;
+    }
+    if (svc_find_rosd(c->rosd, sizeof c->rosd) < 0) {
+        logf_("cannot find the rosd program");
+        return 1;
+    }
+    ros_error err = {0};
+    c->db = cat_open(c->db_path, &err);
+    if (!c->db) {
+        logf_("cannot open %s: %s", c->db_path, err.message);
+        return 1;
+    }
+    /* a query writing a table holds the write lock for a while: never let
+     * that stall restarts and pings (state writes are retried next tick) */
+    cat_set_busy_timeout(c->db, 50);
+    char url[PATH_MAX + 16];
+    snprintf(url, sizeof url, "%s/coord.ctl", c->run_dir);
+    unlink(url);
+    snprintf(url, sizeof url, "%s/coord.pub", c->run_dir);
+    unlink(url);
+    char ctl_url[PATH_MAX + 16], pub_url[PATH_MAX + 16];
+    svc_coord_ctl_url(c->db_path, ctl_url, sizeof ctl_url);
+    svc_coord_pub_url(c->db_path, pub_url, sizeof pub_url);
+    int rv;
+    if ((rv = nng_rep0_open(&c->ctl)) != 0 || (rv = nng_listen(c->ctl, ctl_url, NULL, 0)) != 0 ||
+        (rv = nng_pub0_open(&c->pub)) != 0 || (rv = nng_listen(c->pub, pub_url, NULL, 0)) != 0) {
+        logf_("cannot listen on %s: %s", ctl_url, nng_strerror(rv));
+        return 1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    c->version = wall_ms() * 1000; /* grows across coordinator restarts */
+    logf_("pid %d serving %s (control %s)", (int)getpid(), c->db_path, ctl_url);
+
+    adopt(c);
+    reconcile(c);
+    c->idle_since = now_ms();
+    while (!c->stop && !g_term) {
+        poll_ctl(c, TICK_MS);
+        reap(c);
+        int64_t now = now_ms();
+        if (now - c->last_reconcile >= RECONCILE_MS) {
+            struct stat st;
+            if (stat(c->db_path, &st) < 0) {
+                logf_("database %s is gone: stopping", c->db_path);
+                break;
+            }
+            reconcile(c);
+        }
+        for (inst *i = c->insts; i; i = i->next)
+            inst_ping(c, i);
+        publish(c, now - c->last_publish >= PUBLISH_MS);
+        if (now - c->last_write >= STATE_WRITE_MS)
+            write_state(c, false);
+        if (any_wanted(c))
+            c->idle_since = now;
+        else if (now - c->idle_since > IDLE_EXIT_MS) {
+            logf_("no service to run: exiting");
+            break;
+        }
+    }
+    shutdown_all(c);
+    if (c->db) {
+        struct stat st;
+        if (stat(c->db_path, &st) == 0)
+            write_state(c, true);
+        cat_close(c->db);
+    }
+    while (c->insts)
+        inst_free(c, c->insts);
+    while (c->svcs) {
+        svc_mem *n = c->svcs->next;
+        free(c->svcs);
+        c->svcs = n;
+    }
+    nng_close(c->ctl);
+    nng_close(c->pub);
+    unlink(lockpath);
+    close(lock);
+    free(c);
+    return 0;
+}

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""End-to-end tests of services, as a user drives them from the shell.
+
+Every statement runs as its own `rosql DBFILE -c ...` process, so these also
+check that the live state the coordinator writes is visible from another
+process.  Each test uses its own database in a temporary directory; removing
+the directory makes the coordinator stop its instances and exit, and the
+tests kill whatever is left of their processes at the end.
+
+  services_test.py ROSQL BUILD_DIR [TEST...]
+"""
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROSQL = BUILD = None
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+class Db:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.path = os.path.join(tmp, "t.db")
+
+    def run(self, stmt, timeout=120, ok=True):
+        p = subprocess.run([ROSQL, self.path, "-q", "--csv", "-c", stmt], capture_output=True, text=True,
+                           timeout=timeout, cwd=self.tmp)
+        if ok and p.returncode != 0:
+            raise Failure("statement failed: %s\n%s%s" % (stmt, p.stdout, p.stderr))
+        return p
+
+    def rows(self, stmt, **kw):
+        out = self.run(stmt, **kw).stdout
+        return list(csv.DictReader(io.StringIO(out)))
+
+    def instances(self, service):
+        return [r for r in self.rows("SHOW SERVICES") if r["service"] == service and r["instance"].isdigit()]
+
+    def service(self, service):
+        for r in self.rows("SHOW SERVICES"):
+            if r["service"] == service and not r["instance"].isdigit():
+                return r
+        return None
+
+
+def wait_until(fn, timeout, what):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise Failure("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def ready(db, service, n):
+    ins = db.instances(service)
+    return ins if len(ins) == n and all(i["state"] == "ready" for i in ins) else None
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def datagen(db, rows):
+    db.run("CREATE TABLE g (id bigint) WITH (connector = 'datagen', rows = %d)" % rows)
+
+
+# ---------------------------------------------------------------- tests
+
+def test_lifecycle_and_query(db):
+    datagen(db, 100000)
+    db.run("CREATE SERVICE e USING 'builtin:echo' WITH (instances = 2, max_batch = 512)")
+    ins = wait_until(lambda: ready(db, "e", 2), 30, "two ready instances")
+    pids = [int(i["pid"]) for i in ins]
+    check(all(alive(p) for p in pids), "instance processes alive: %r" % pids)
+    check(all(i["endpoint"].startswith("ipc://") for i in ins), "ipc endpoints: %r" % ins)
+    check(db.service("e")["state"] == "ready", "service state ready")
+    db.run("CREATE FUNCTION ident(bigint) RETURNS bigint SERVICE e")
+    plan = db.run("EXPLAIN SELECT id, ident(id) FROM g").stdout
+    check("Proxy ident (service=e)" in plan, "EXPLAIN shows the proxy:\n" + plan)
+    r = db.rows("SELECT count(*) AS n, sum(ident(id)) AS s, count(*) FILTER (WHERE ident(id) = id) AS same FROM g")[0]
+    check(r == {"n": "100000", "s": str(sum(range(1, 100001))), "same": "100000"}, "query result %r" % r)
+    # requests were spread over both instances (least outstanding routing)
+    served = wait_until(lambda: [int(i["requests"]) for i in db.instances("e")
+                                 if int(i["requests"]) > 0] if
+                        sum(int(i["rows"]) for i in db.instances("e")) >= 100000 else None, 10,
+                        "counters written to the catalog")
+    check(len(served) == 2, "both instances served requests: %r" % served)
+    # ordered output: the proxy keeps input order
+    rows = db.rows("SELECT id, ident(id) AS v FROM g LIMIT 2000")
+    check([int(x["id"]) for x in rows] == list(range(1, 2001)), "input order kept")
+    check(all(x["id"] == x["v"] for x in rows), "values right")
+    p = db.run("DROP SERVICE e", ok=False)
+    check(p.returncode != 0 and "depend" in p.stderr, "RESTRICT refuses: %s" % p.stderr)
+    db.run("DROP FUNCTION ident")
+    db.run("DROP SERVICE e")
+    check(db.instances("e") == [], "no instance rows after DROP")
+    check(not any(alive(p) for p in pids), "instances stopped after DROP SERVICE")
+
+
+def test_kill_instance_mid_query(db):
+    datagen(db, 100000)
+    db.run("CREATE SERVICE d USING 'builtin:delay' WITH (instances = 2, delay_ms = 10, max_batch = 256)")
+    ins = wait_until(lambda: ready(db, "d", 2), 30, "two ready instances")
+    victim = int(ins[0]["pid"])
+    db.run("CREATE FUNCTION slow(bigint) RETURNS bigint SERVICE d WITH (max_retries = 5)")
+    q = subprocess.Popen([ROSQL, db.path, "-q", "-c", "CREATE TABLE out AS SELECT id, slow(id) AS v FROM g"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=db.tmp)
+    # kill once the query is well under way
+    wait_until(lambda: sum(int(i["rows"]) for i in db.instances("d")) > 20000, 30, "the query to be under way")
+    os.kill(victim, signal.SIGKILL)
+    out, err = q.communicate(timeout=120)
+    check(q.returncode == 0, "query survived the kill: %s%s" % (out, err))
+    r = db.rows("SELECT count(*) AS n, count(DISTINCT id) AS ids, count(*) FILTER (WHERE v = id) AS right_value,"
+                " min(id) AS lo, max(id) AS hi FROM out")[0]
+    check(r == {"n": "100000", "ids": "100000", "right_value": "100000", "lo": "1", "hi": "100000"},
+          "every row answered exactly once with the right value: %r" % r)
+    ins = wait_until(lambda: (lambda x: x if x and int(x[0]["pid"]) != victim else None)(ready(db, "d", 2)), 30,
+                     "the killed instance to be back")
+    i0 = ins[0]
+    check(int(i0["pid"]) != victim and alive(int(i0["pid"])), "restarted with a new pid")
+    check(int(i0["restarts"]) >= 1, "the restart is counted: %r" % i0)
+    check(int(ins[1]["restarts"]) == 0, "the other instance was not touched: %r" % ins[1])
+    drop(db, "d", ["slow"])
+
+
+def test_crash_loop_and_no_ready_instance(db):
+    # a file that is not a library: every start fails, the service ends failed
+    bogus = os.path.join(db.tmp, "notalib.so")
+    with open(bogus, "w") as f:
+        f.write("not an ELF file\n")
+    db.run("CREATE SERVICE broken USING '%s:handler' WITH (instances = 1)" % bogus)
+    svc = wait_until(lambda: (lambda s: s if s and s["state"] == "failed" else None)(db.service("broken")), 30,
+                     "the service to be marked failed")
+    check("could not load library" in (svc["last_error"] or ""), "reason shown: %r" % svc)
+    db.run("CREATE FUNCTION b(bigint) RETURNS bigint SERVICE broken WITH (timeout_ms = 1500)")
+    t0 = time.time()
+    p = db.run("SELECT b(1)", ok=False, timeout=60)
+    took = time.time() - t0
+    check(p.returncode != 0, "query fails")
+    check("no ready instance" in p.stderr, "clear error: %s" % p.stderr)
+    check(took < 15, "fails after its timeout, not later (%.1fs)" % took)
+    # ALTER SERVICE asks for a new try: it fails again, with the reason
+    drop(db, "broken", ["b"])
+
+
+def test_restart_with_backoff_and_counters(db):
+    db.run("CREATE SERVICE e2 USING 'builtin:echo'")
+    ins = wait_until(lambda: ready(db, "e2", 1), 30, "a ready instance")
+    pid = int(ins[0]["pid"])
+    os.kill(pid, signal.SIGKILL)
+    ins = wait_until(lambda: (lambda x: x if x and x[0]["pid"] != str(pid) else None)(ready(db, "e2", 1)), 30,
+                     "the instance to be restarted")
+    check(alive(int(ins[0]["pid"])), "new process alive")
+    check(ins[0]["restarts"] == "1", "one restart counted: %r" % ins[0])
+    drop(db, "e2", [])
+
+
+def test_scale_and_remote_worker(db):
+    db.run("CREATE SERVICE r USING 'builtin:echo' WITH (instances = 1)")
+    wait_until(lambda: ready(db, "r", 1), 30, "a ready instance")
+    db.run("ALTER SERVICE r SET (instances = 2)")
+    wait_until(lambda: ready(db, "r", 2), 30, "two ready instances after ALTER")
+    db.run("ALTER SERVICE r SET (instances = 1)")
+    wait_until(lambda: ready(db, "r", 1), 30, "one instance after scaling in")
+    # a worker started by hand on tcp registers with the coordinator
+    rosd = os.path.join(BUILD, "service", "rosd")
+    port = 20000 + os.getpid() % 20000
+    run_dir = db.path + ".run"
+    w = subprocess.Popen([rosd, "worker", "--handler", "builtin:echo", "--listen", "tcp://127.0.0.1:%d" % port,
+                          "--register", "ipc://%s/coord.ctl" % run_dir, "--service", "r"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: [i for i in db.instances("r") if i["endpoint"].startswith("tcp://") and
+                            i["state"] == "ready"], 30, "the remote worker to be ready")
+        db.run("CREATE FUNCTION rf(bigint) RETURNS bigint SERVICE r")
+        datagen(db, 20000)
+        r = db.rows("SELECT count(*) FILTER (WHERE rf(id) = id) AS ok FROM g")[0]
+        check(r["ok"] == "20000", "query through local and remote instances: %r" % r)
+    finally:
+        w.send_signal(signal.SIGTERM)
+        w.wait(timeout=30)
+    wait_until(lambda: not [i for i in db.instances("r") if i["endpoint"].startswith("tcp://")], 30,
+               "the remote worker to deregister")
+    drop(db, "r", ["rf"])
+
+
+def drop(db, service, functions):
+    for f in functions:
+        db.run("DROP FUNCTION %s" % f)
+    db.run("DROP SERVICE %s" % service)
+
+
+# ---------------------------------------------------------------- driver
+
+def kill_leftovers(tmp):
+    """Kills processes whose command line names tmp (instances, coordinator)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if tmp in cmd and "rosd" in cmd:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def main():
+    global ROSQL, BUILD
+    ROSQL, BUILD = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    names = sys.argv[3:] or [n for n in globals() if n.startswith("test_")]
+    failed = 0
+    for name in names:
+        tmp = tempfile.mkdtemp(prefix="rosql-svc-", dir="/tmp")
+        t0 = time.time()
+        try:
+            globals()[name](Db(tmp))
+            print("ok   %s (%.1fs)" % (name, time.time() - t0))
+        except Exception as e:  # noqa: BLE001 (report and go on)
+            failed += 1
+            print("FAIL %s (%.1fs): %s" % (name, time.time() - t0, e))
+            if not isinstance(e, Failure):
+                traceback.print_exc()
+            for log in sorted(os.listdir(tmp + "/t.db.run")) if os.path.isdir(tmp + "/t.db.run") else []:
+                if log.endswith(".log"):
+                    with open(os.path.join(tmp, "t.db.run", log)) as f:
+                        print("---- %s\n%s" % (log, f.read()[-3000:]))
+        finally:
+            subprocess.run(["rm", "-rf", tmp])
+            time.sleep(0.3)
+            kill_leftovers(tmp)
+    print("%d of %d failed" % (failed, len(names)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
