@@ -776,7 +776,7 @@ static void handle_ctl(coord *c, char *msg)
         ctl_reply(c, "ok");
     } else if (sscanf(msg, "members %127s", name) == 1) {
         svc_mem *m = svc_find(c, name);
-        members_line(c, name, m ? m->version : 0, reply, sizeof reply);
+        members_line(c, name, m && m->present ? m->version : 0, reply, sizeof reply);
         ctl_reply(c, reply);
     } else if (sscanf(msg, "instances %127s", name) == 1) {
         int live = 0;

@@ -80,6 +80,7 @@ ros_session *ros_session_open(const char *path, ros_error *err)
         free(s);
         return NULL;
     }
+    s->udfs.db_path = cat_path(s->db);
     if (path)
         rt_services_resume(s);
     return s;

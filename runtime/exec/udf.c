@@ -10,9 +10,82 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/core/types.h"
+#include <sys/random.h>
+#include <time.h>
 
-static const ros_host_api host_api = {ROS_UDF_ABI_VERSION, NULL};
+#include <rosql/client.h>
+
+#include "runtime/core/types.h"
+#include "service/client.h"
+#include "service/coordinator.h"
+
+static ros_client *host_get_client(ros_func_ctx *ctx, const char *service);
+
+static const ros_host_api host_api = {ROS_UDF_ABI_VERSION, host_get_client};
+
+/*
+ * getRosClient: the client of a service for a C function, one per service
+ * and session, created on first use (it subscribes to the coordinator's
+ * membership pushes, starting the coordinator when none runs).
+ */
+static ros_client *host_get_client(ros_func_ctx *ctx, const char *service)
+{
+    plan_udf *u = ctx->host_private;
+    rt_udf_cache *c = u ? u->cache : NULL;
+    if (!c || !c->db_path) {
+        snprintf(ctx->errmsg, sizeof ctx->errmsg, "services cannot be called from here");
+        return NULL;
+    }
+    for (rt_host_client *h = c->clients; h; h = h->next)
+        if (strcmp(h->service, service) == 0)
+            return h->client;
+    ros_error err = {0};
+    char ctl[4200], pub[4200];
+    if (svc_coord_ctl_url(c->db_path, ctl, sizeof ctl) < 0 || svc_coord_pub_url(c->db_path, pub, sizeof pub) < 0 ||
+        svc_coord_request(c->db_path, "ping", NULL, 0, 5000, true, &err) < 0) {
+        snprintf(ctx->errmsg, sizeof ctx->errmsg, "could not reach the services of %.200s: %.250s", c->db_path,
+                 err.set ? err.message : "path too long");
+        return NULL;
+    }
+    /* the coordinator knows every service of the catalog (version 0: none) */
+    char cmd[300], reply[4096] = "";
+    unsigned long long version = 0;
+    snprintf(cmd, sizeof cmd, "members %.200s", service);
+    if (svc_coord_request(c->db_path, cmd, reply, sizeof reply, 5000, true, &err) < 0 ||
+        sscanf(reply, "members %*s %llu", &version) != 1 || version == 0) {
+        snprintf(ctx->errmsg, sizeof ctx->errmsg, "service \"%.200s\" does not exist", service);
+        return NULL;
+    }
+    svc_client_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.service = service;
+    cfg.max_retries = 3;
+    if (getrandom(&cfg.job, sizeof cfg.job, 0) != sizeof cfg.job)
+        cfg.job = (uint64_t)time(NULL);
+    cfg.job |= 1ull << 63;
+    cfg.op = 0xffff0000u;
+    svc_client *sc = svc_client_open(&cfg, &err);
+    if (sc && svc_client_subscribe(sc, pub, ctl, &err) < 0) {
+        svc_client_close(sc);
+        sc = NULL;
+    }
+    rt_host_client *h = sc ? calloc(1, sizeof *h) : NULL;
+    ros_client *rc = h ? svc_ros_client_wrap(sc) : NULL;
+    if (!rc || !(h->service = strdup(service))) {
+        if (rc)
+            svc_ros_client_free(rc);
+        else if (sc)
+            svc_client_close(sc);
+        free(h);
+        snprintf(ctx->errmsg, sizeof ctx->errmsg, "could not connect to service \"%.100s\": %.300s", service,
+                 err.set ? err.message : "out of memory");
+        return NULL;
+    }
+    h->client = rc;
+    h->next = c->clients;
+    c->clients = h;
+    return rc;
+}
 
 static char *xstrdup(const char *s)
 {
@@ -124,6 +197,7 @@ plan_udf *rt_udf_cache_get(rt_udf_cache *c, const cat_function *f, ros_error *er
     free(opts);
     if (!u)
         return NULL;
+    u->cache = c;
     u->next = c->head;
     c->head = u;
     return u;
@@ -138,6 +212,13 @@ void rt_udf_cache_clear(rt_udf_cache *c)
         u = next;
     }
     c->head = NULL;
+    while (c->clients) {
+        rt_host_client *n = c->clients->next;
+        svc_ros_client_free(c->clients->client);
+        free(c->clients->service);
+        free(c->clients);
+        c->clients = n;
+    }
 }
 
 int rt_udf_call(plan_udf *u, const ros_vector *const *args, uint32_t n, ros_vector *out, ros_error *err)

@@ -26,12 +26,23 @@ struct plan_udf {
     ros_func_ctx fctx;       /* context handed to the function */
     char *options_text;      /* fctx.options storage */
     bool inited;             /* init has run (or there is none) */
+    struct rt_udf_cache *cache; /* the cache holding it (service clients), or NULL */
     plan_udf *next;          /* cache list */
 };
 
-/* A per-session cache of loaded functions. */
+/* A service client handed to C functions (ctx->host->get_client). */
+typedef struct rt_host_client {
+    char *service;
+    ros_client *client;
+    struct rt_host_client *next;
+} rt_host_client;
+
+/* A per-session cache of loaded functions, and of the service clients they
+ * asked for. */
 typedef struct rt_udf_cache {
     plan_udf *head;
+    const char *db_path;     /* database of the session: finds its coordinator */
+    rt_host_client *clients;
 } rt_udf_cache;
 
 /*

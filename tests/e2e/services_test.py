@@ -209,6 +209,27 @@ def test_scale_and_remote_worker(db):
     drop(db, "r", ["rf"])
 
 
+def test_c_function_calls_service(db):
+    # getRosClient: a C function reaches the service "echo" through its context
+    datagen(db, 5000)
+    db.run("CREATE SERVICE echo USING 'builtin:echo'")
+    wait_until(lambda: ready(db, "echo", 1), 30, "a ready instance")
+    lib = os.path.join(BUILD, "examples", "librosql_example_client.so")
+    db.run("CREATE FUNCTION via_echo(bigint) RETURNS bigint LANGUAGE c AS '%s', 'via_echo_udf'" % lib)
+    r = db.rows("SELECT count(*) FILTER (WHERE via_echo(id) = id + 1) AS ok, sum(via_echo(id)) AS s FROM g")[0]
+    check(r == {"ok": "5000", "s": str(sum(range(2, 5002)))}, "results through the service: %r" % r)
+    served = sum(int(i["rows"]) for i in wait_until(
+        lambda: (lambda x: x if sum(int(i["rows"]) for i in x) >= 10000 else None)(db.instances("echo")), 10,
+        "counters"))
+    check(served >= 10000, "the service computed the rows: %d" % served)
+    db.run("DROP FUNCTION via_echo")
+    db.run("DROP SERVICE echo")
+    # without the service: a clear error, not a crash
+    db.run("CREATE FUNCTION via_echo(bigint) RETURNS bigint LANGUAGE c AS '%s', 'via_echo_udf'" % lib)
+    p = db.run("SELECT via_echo(1)", ok=False)
+    check(p.returncode != 0 and "echo" in p.stderr, "error names the service: %s" % p.stderr)
+
+
 def drop(db, service, functions):
     for f in functions:
         db.run("DROP FUNCTION %s" % f)
