@@ -7,7 +7,8 @@
  * For an operator N over child C whose expressions call services:
  *   - the calls are collected innermost first (f(g(x)) gives g, then f) and
  *     deduplicated (the same call written twice is one remote call, unless
- *     the function is volatile);
+ *     the function is volatile: then each call is its own, as PostgreSQL
+ *     evaluates a volatile function once per call);
  *   - each gets a Proxy stacked on C: Proxy_1(C), Proxy_2(Proxy_1(C)), ...
  *     A Proxy outputs its child's columns plus the result, so the column
  *     numbers of C stay valid above it; an argument that uses an earlier
@@ -43,7 +44,7 @@ static bool has_call(plan_expr *e) { return e && plan_expr_walk(e, has_call_walk
 static int find_call(extract *x, const plan_expr *e)
 {
     for (int i = 0; i < x->ncalls; i++)
-        if (x->calls[i] == e || plan_expr_equal(x->calls[i], e))
+        if (x->calls[i] == e || (!e->u.udf.is_volatile && plan_expr_equal(x->calls[i], e)))
             return i;
     return -1;
 }

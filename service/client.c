@@ -953,7 +953,7 @@ static void request_complete(svc_client *c, request *r)
     ros_vector out = r->parts[0].col;
     ros_vector_init(&r->parts[0].col, out.type);
     for (uint32_t i = 1; i < r->nparts; i++) {
-        ros_vector *v = &r->parts[r->nparts - i].col;
+        ros_vector *v = &r->parts[i].col;
         if (v->type != out.type) {
             ros_error_set(&e, SVC_ERR_PROTOCOL_VIOLATION,
                           "service \"%s\" answered type %d in part %u after type %d", c->name,

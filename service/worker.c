@@ -1537,11 +1537,12 @@ int svc_worker_main(int argc, char **argv)
             fprintf(stderr, "rosd worker: could not deregister from %s: %s\n", ctl_url, reply);
     }
     svc_worker_drain(w);
-    while (svc_worker_wait_drained(w, 100) == 1)
+    bool forced = false;
+    while (!forced && svc_worker_wait_drained(w, 100) == 1)
         if ((sig = next_signal(&sigs, 0)) != 0) {
             fprintf(stderr, "rosd worker: %s (signal %d) again: stopping without finishing the queue\n",
                     strsignal(sig), sig);
-            break;
+            forced = true;
         }
     /* Replies handed to nng are written by its threads: give them a moment
      * before the socket closes. */
@@ -1549,8 +1550,8 @@ int svc_worker_main(int argc, char **argv)
     nanosleep(&linger, NULL);
     svc_status st;
     svc_worker_status(w, &st);
-    fprintf(stderr, "rosd worker: drained (%" PRIu64 " requests answered, %" PRIu64 " rows computed); exiting\n",
-            st.requests, st.rows);
+    fprintf(stderr, "rosd worker: %s (%" PRIu64 " requests answered, %" PRIu64 " rows computed); exiting\n",
+            forced ? "stopped" : "drained", st.requests, st.rows);
     svc_worker_stop(w);
     return 0;
 }

@@ -135,6 +135,31 @@ ROS_UDF_EXPORT const ros_udf score_udf = {
     .fini = score_fini,
 };
 
+/* echo(bigint) -> bigint: returns its argument; the in-process baseline of
+ * the service benchmark (bench/service_bench.py) */
+static int echo_i64(ros_func_ctx *ctx, const ros_vector *const *args, uint32_t nrows, ros_vector *out)
+{
+    const ros_vector *a = args[0];
+    if (ros_vector_resize_fixed(out, nrows) < 0) {
+        snprintf(ctx->errmsg, sizeof ctx->errmsg, "out of memory");
+        return 1;
+    }
+    memcpy(out->values, a->values, sizeof(int64_t) * nrows);
+    for (uint32_t i = 0; a->validity && i < nrows; i++)
+        if (ros_vector_is_null(a, i))
+            ros_vector_set_valid(out, i, false);
+    return 0;
+}
+
+ROS_UDF_EXPORT const ros_udf echo_udf = {
+    .abi_version = ROS_UDF_ABI_VERSION,
+    .name = "echo",
+    .nargs = 1,
+    .arg_types = {ROS_TYPE_INT64},
+    .ret_type = ROS_TYPE_INT64,
+    .fn = echo_i64,
+};
+
 /* fail_on_negative(bigint) -> bigint: errors on a negative input, for tests */
 static int fail_on_negative(ros_func_ctx *ctx, const ros_vector *const *args, uint32_t nrows, ros_vector *out)
 {

@@ -59,6 +59,11 @@ struct rt_proxy {
     bool child_done;
     uint32_t *iota;      /* 0, 1, 2, ... for gathers */
     uint32_t iota_len;
+    /* rows accumulated for the next units */
+    chunk *cur;          /* child rows */
+    ros_batch cur_args;  /* arguments of the rows to send */
+    uint32_t *sent;      /* rows of cur to send (all but STRICT NULLs) */
+    uint32_t nsent;
 };
 
 static void unit_free(unit *u)
@@ -139,6 +144,12 @@ void rt_proxy_free(rt_proxy *px)
         unit_free(px->head);
         px->head = n;
     }
+    if (px->cur) {
+        rt_batch_free(&px->cur->rows);
+        free(px->cur);
+    }
+    svc_batch_free(&px->cur_args);
+    free(px->sent);
     for (int i = 0; px->args && i < px->plan->u.proxy.nargs; i++)
         rt_expr_free(px->args[i]);
     free(px->args);
@@ -160,37 +171,46 @@ static int ensure_iota(rt_proxy *px, uint32_t n)
     return 0;
 }
 
-/* Pulls one child batch and turns it into units.  Returns 1, 0 at the end of
- * the input, -1 on error. */
-static int pull(rt_proxy *px, rt_op *child, ros_error *err)
+/* Appends rows of a gathered selection of src columns to dst (a batch with
+ * the same column types). */
+static int append_rows(ros_batch *dst, const ros_vector *const *src, int ncols, const uint32_t *sel, uint32_t n,
+                       ros_error *err)
 {
-    ros_batch *in;
-    int rc = rt_op_next(child, &in, err);
-    if (rc <= 0)
-        return rc;
-    if (in->nrows == 0)
-        return 1;
+    ros_vector tmp[ROS_UDF_MAX_ARGS + 1];
+    ros_batch b = {(uint32_t)ncols, n, tmp};
+    int rc = 0;
+    for (int i = 0; i < ncols; i++)
+        ros_vector_init(&tmp[i], src[i]->type);
+    for (int i = 0; i < ncols && rc == 0; i++)
+        if (rt_vector_gather(&tmp[i], src[i], sel, n) < 0)
+            rc = ros_error_oom(err);
+    if (rc == 0)
+        rc = svc_batch_append(dst, &b, err);
+    for (int i = 0; i < ncols; i++)
+        ros_vector_free(&tmp[i]);
+    return rc;
+}
+
+/* Cuts the accumulated rows into units of at most max_batch rows. */
+static int cut_units(rt_proxy *px, ros_error *err)
+{
+    chunk *ch = px->cur;
+    px->cur = NULL;
+    if (!ch)
+        return 0;
     const plan_node *p = px->plan;
     int nargs = p->u.proxy.nargs;
-    const ros_vector *argv[ROS_UDF_MAX_ARGS];
-    for (int i = 0; i < nargs; i++)
-        if (!(argv[i] = rt_expr_eval(px->args[i], in, err)))
-            return -1;
-    chunk *ch = calloc(1, sizeof *ch);
-    if (!ch || rt_batch_init(&ch->rows, (int)in->ncols, p->child->types) < 0) {
-        free(ch);
-        return ros_error_oom(err);
-    }
-    for (uint32_t c = 0; c < in->ncols; c++)
-        if (rt_vector_copy(&ch->rows.cols[c], &in->cols[c]) < 0)
-            goto oom;
-    ch->rows.nrows = in->nrows;
     uint32_t batch = p->u.proxy.max_batch ? p->u.proxy.max_batch : 1;
-    for (uint32_t start = 0; start < in->nrows; start += batch) {
-        uint32_t end = start + batch < in->nrows ? start + batch : in->nrows;
+    uint32_t nrows = ch->rows.nrows;
+    uint32_t k = 0; /* next entry of cur_sent */
+    int rc = 0;
+    for (uint32_t start = 0; start < nrows && rc == 0; start += batch) {
+        uint32_t end = start + batch < nrows ? start + batch : nrows;
         unit *u = calloc(1, sizeof *u);
-        if (!u)
-            goto oom;
+        if (!u) {
+            rc = ros_error_oom(err);
+            break;
+        }
         u->ch = ch;
         ch->refs++;
         u->start = start;
@@ -203,44 +223,109 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
             px->head = u;
         px->tail = u;
         px->pending_rows += end - start;
-        u->sent = malloc(sizeof(uint32_t) * (end - start));
-        if (!u->sent)
-            goto oom;
-        for (uint32_t r = start; r < end; r++) {
-            bool skip = false;
-            for (int i = 0; i < nargs && p->u.proxy.strict && !skip; i++)
-                skip = ros_vector_is_null(argv[i], r);
-            if (!skip)
-                u->sent[u->nsent++] = r;
-        }
+        uint32_t lo = k;
+        while (k < px->nsent && px->sent[k] < end)
+            k++;
+        u->nsent = k - lo;
         if (u->nsent == 0) {
             /* every row has a NULL argument: nothing to ask */
             ros_vector_init(&u->result, p->types[p->ncols - 1]);
             u->done = u->ok = true;
             continue;
         }
-        u->args.ncols = (uint32_t)nargs;
-        u->args.nrows = u->nsent;
-        u->args.cols = calloc((size_t)nargs + 1, sizeof(ros_vector));
-        if (!u->args.cols)
-            goto oom;
-        for (int i = 0; i < nargs; i++) {
-            ros_vector_init(&u->args.cols[i], argv[i]->type);
-            if (rt_vector_gather(&u->args.cols[i], argv[i], u->sent, u->nsent) < 0)
-                goto oom;
+        u->sent = malloc(sizeof(uint32_t) * u->nsent);
+        if (!u->sent || ensure_iota(px, k) < 0) {
+            rc = ros_error_oom(err);
+            break;
+        }
+        memcpy(u->sent, px->sent + lo, sizeof(uint32_t) * u->nsent);
+        if (lo == 0 && k == px->nsent) {
+            /* the whole accumulated argument batch: move it */
+            u->args = px->cur_args;
+            memset(&px->cur_args, 0, sizeof px->cur_args);
+            continue;
+        }
+        const ros_vector *cols[ROS_UDF_MAX_ARGS + 1];
+        for (int i = 0; i < nargs; i++)
+            cols[i] = &px->cur_args.cols[i];
+        rc = append_rows(&u->args, cols, nargs, px->iota + lo, u->nsent, err);
+    }
+    svc_batch_free(&px->cur_args);
+    px->nsent = 0;
+    if (ch->refs == 0) {
+        rt_batch_free(&ch->rows);
+        free(ch);
+    }
+    return rc;
+}
+
+/*
+ * Pulls one child batch into the rows being accumulated; once they reach
+ * max_batch (or the input ends) they are cut into units.  Requests so hold
+ * max_batch rows whatever the child's batch size.  Returns 1, 0 at the end
+ * of the input, -1 on error.
+ */
+static int pull(rt_proxy *px, rt_op *child, ros_error *err)
+{
+    ros_batch *in;
+    int rc = rt_op_next(child, &in, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return cut_units(px, err) < 0 ? -1 : 0;
+    if (in->nrows == 0)
+        return 1;
+    const plan_node *p = px->plan;
+    int nargs = p->u.proxy.nargs;
+    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
+    for (int i = 0; i < nargs; i++)
+        if (!(argv[i] = rt_expr_eval(px->args[i], in, err)))
+            return -1;
+    if (!px->cur) {
+        px->cur = calloc(1, sizeof *px->cur);
+        if (!px->cur)
+            return ros_error_oom(err);
+    }
+    chunk *ch = px->cur;
+    uint32_t base = ch->rows.nrows;
+    if (svc_batch_append(&ch->rows, in, err) < 0)
+        return -1;
+    /* rows to send: all, or for a STRICT function those without a NULL argument */
+    uint32_t *sel = malloc(sizeof(uint32_t) * in->nrows);
+    uint32_t *more = realloc(px->sent, sizeof(uint32_t) * (px->nsent + in->nrows));
+    if (!sel || !more) {
+        free(sel);
+        return ros_error_oom(err);
+    }
+    px->sent = more;
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < in->nrows; r++) {
+        bool skip = false;
+        for (int i = 0; i < nargs && p->u.proxy.strict && !skip; i++)
+            skip = ros_vector_is_null(argv[i], r);
+        if (!skip) {
+            sel[n++] = r;
+            px->sent[px->nsent++] = base + r;
         }
     }
-    if (ch->refs == 0) {
-        rt_batch_free(&ch->rows);
-        free(ch);
+    if (n > 0 && px->cur_args.ncols == 0 && px->cur_args.nrows == 0) {
+        /* first rows: the argument batch takes the argument types */
+        px->cur_args.cols = calloc((size_t)nargs + 1, sizeof(ros_vector));
+        if (!px->cur_args.cols) {
+            free(sel);
+            return ros_error_oom(err);
+        }
+        px->cur_args.ncols = (uint32_t)nargs;
+        for (int i = 0; i < nargs; i++)
+            ros_vector_init(&px->cur_args.cols[i], argv[i]->type);
     }
+    rc = n > 0 ? append_rows(&px->cur_args, argv, nargs, sel, n, err) : 0;
+    free(sel);
+    if (rc < 0)
+        return -1;
+    if (ch->rows.nrows >= p->u.proxy.max_batch && cut_units(px, err) < 0)
+        return -1;
     return 1;
-oom:
-    if (ch->refs == 0) {
-        rt_batch_free(&ch->rows);
-        free(ch);
-    }
-    return ros_error_oom(err);
 }
 
 /* Submits units not yet sent, in order, while the client takes them. */
