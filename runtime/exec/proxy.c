@@ -389,13 +389,21 @@ static int emit(rt_proxy *px, unit *u, ros_batch *out, ros_error *err)
     if (ensure_iota(px, u->end) < 0)
         return ros_error_oom(err);
     rt_batch_reset(out);
-    for (int c = 0; c < p->ncols - 1; c++)
-        if (rt_vector_gather(&out->cols[c], &u->ch->rows.cols[c], px->iota + u->start, n) < 0)
+    bool whole = u->start == 0 && u->end == u->ch->rows.nrows && u->ch->refs == 1;
+    for (int c = 0; c < p->ncols - 1; c++) {
+        if (whole) {
+            /* the unit is its chunk's only user: move the rows, do not copy */
+            ros_vector_free(&out->cols[c]);
+            out->cols[c] = u->ch->rows.cols[c];
+            ros_vector_init(&u->ch->rows.cols[c], out->cols[c].type);
+        } else if (rt_vector_gather(&out->cols[c], &u->ch->rows.cols[c], px->iota + u->start, n) < 0)
             return ros_error_oom(err);
+    }
     ros_vector *res = &out->cols[p->ncols - 1];
     if (u->nsent == n) {
-        if (rt_vector_gather(res, &u->result, px->iota, n) < 0)
-            return ros_error_oom(err);
+        ros_vector_free(res);
+        *res = u->result;
+        ros_vector_init(&u->result, res->type);
     } else {
         ros_vector_reset(res);
         for (uint32_t r = u->start, k = 0; r < u->end; r++) {
