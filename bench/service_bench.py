@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--naive-rows", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=65536, help="service max_batch for (b)")
-    ap.add_argument("--delay-rows", type=int, default=64 * 8 * 40)
+    ap.add_argument("--delay-rows", type=int, default=64 * 8 * 80)
     ap.add_argument("--build", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build"))
     args = ap.parse_args()
     build = os.path.abspath(args.build)
