@@ -23,9 +23,20 @@ CREATE FUNCTION score(text) RETURNS double precision
 
 SELECT id, note, round(score(note) * 100) AS score FROM events WHERE id <= 5 ORDER BY id;
 
--- 4. A service definition (an RpcOperator service: its workers run the handler
---    in their own processes; see docs/sql.md).
-CREATE SERVICE echo USING 'builtin:echo' WITH (instances = 2, max_batch = 256);
+-- 4. A service: the same C function, run by two worker processes that load it
+--    once (its init is the "model load") and are called with column batches.
+CREATE SERVICE scorer USING 'build/examples/librosql_example_udf.so:score_udf'
+  WITH (instances = 2, max_batch = 256);
+CREATE FUNCTION remote_score(text) RETURNS double precision IMMUTABLE SERVICE scorer;
+
+-- The query waits for a ready instance; EXPLAIN shows the proxy operator.
+EXPLAIN SELECT id, remote_score(note) FROM events WHERE id <= 5;
+SELECT count(*) FILTER (WHERE remote_score(note) = score(note)) AS same_as_in_process, count(*)
+FROM events;
 SHOW SERVICES;
+
+-- Services outlive the shell; drop them when done.
+DROP FUNCTION remote_score;
+DROP SERVICE scorer;
 
 EXPLAIN SELECT user_id, count(*) FROM events WHERE amount > 10 GROUP BY user_id ORDER BY 2 DESC LIMIT 3;

@@ -90,6 +90,7 @@ typedef struct inst {
     int ping_failures;
     svc_status status;
     bool dirty;         /* catalog row needs writing */
+    int written_st;     /* state last written to the catalog, -1 none */
     struct inst *next;
 } inst;
 
@@ -269,6 +270,7 @@ static inst *inst_new(coord *c, const char *service, int64_t service_id, int idx
     i->idx = idx;
     i->st = I_BACKOFF;
     i->dirty = true;
+    i->written_st = -1;
     i->next = c->insts;
     c->insts = i;
     return i;
@@ -642,8 +644,10 @@ static void write_state(coord *c, bool force)
         row.queue_depth = i->status.queue_depth;
         row.restarts = i->restarts;
         row.last_error = i->last_error[0] ? i->last_error : NULL;
-        if (cat_instance_put(c->db, &row, &err) == 0)
+        if (cat_instance_put(c->db, &row, &err) == 0) {
             i->dirty = false;
+            i->written_st = (int)i->st;
+        }
     }
     for (svc_mem *m = c->svcs; m; m = m->next) {
         if (!m->present)
@@ -858,6 +862,16 @@ static void poll_ctl(coord *c, int wait_ms)
 
 /* ------------------------------------------------------------------ */
 
+/* True when an instance changed state since the last write: states are
+ * written at once, counters every STATE_WRITE_MS. */
+static bool state_changed(coord *c)
+{
+    for (inst *i = c->insts; i; i = i->next)
+        if ((int)i->st != i->written_st)
+            return true;
+    return false;
+}
+
 static bool any_wanted(coord *c)
 {
     for (inst *i = c->insts; i; i = i->next)
@@ -969,7 +983,7 @@ int svc_coord_main(int argc, char **argv)
         for (inst *i = c->insts; i; i = i->next)
             inst_ping(c, i);
         publish(c, now - c->last_publish >= PUBLISH_MS);
-        if (now - c->last_write >= STATE_WRITE_MS)
+        if (now - c->last_write >= STATE_WRITE_MS || (state_changed(c) && now - c->last_write >= TICK_MS))
             write_state(c, false);
         if (any_wanted(c))
             c->idle_since = now;
