@@ -230,6 +230,41 @@ def test_c_function_calls_service(db):
     check(p.returncode != 0 and "echo" in p.stderr, "error names the service: %s" % p.stderr)
 
 
+def coordinator_pids(db):
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmd = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"coordinator" in cmd and db.path.encode() in cmd and alive(int(pid)):
+                pids.append(int(pid))
+    return pids
+
+
+def test_coordinator_crash_adopts_instances(db):
+    datagen(db, 10000)
+    db.run("CREATE SERVICE a USING 'builtin:echo' WITH (instances = 2)")
+    before = sorted(int(i["pid"]) for i in wait_until(lambda: ready(db, "a", 2), 30, "two ready instances"))
+    coord = coordinator_pids(db)
+    check(len(coord) == 1, "one coordinator: %r" % coord)
+    os.kill(coord[0], signal.SIGKILL)
+    wait_until(lambda: not alive(coord[0]), 10, "the coordinator to die")
+    check(all(alive(p) for p in before), "instances survive the coordinator")
+    # the next rosql starts a new coordinator, which adopts the running instances
+    db.run("CREATE FUNCTION af(bigint) RETURNS bigint SERVICE a")
+    r = db.rows("SELECT count(*) FILTER (WHERE af(id) = id) AS ok FROM g")[0]
+    check(r["ok"] == "10000", "query after the coordinator crash: %r" % r)
+    new = coordinator_pids(db)
+    check(len(new) == 1 and new[0] != coord[0], "a new coordinator: %r" % new)
+    after = sorted(int(i["pid"]) for i in wait_until(lambda: ready(db, "a", 2), 30, "ready instances"))
+    check(after == before, "the same instance processes, no model reloaded: %r -> %r" % (before, after))
+    drop(db, "a", ["af"])
+    check(not any(alive(p) for p in before), "adopted instances stop on DROP SERVICE")
+
+
 def drop(db, service, functions):
     for f in functions:
         db.run("DROP FUNCTION %s" % f)
