@@ -232,6 +232,7 @@ struct plan_node {
             uint32_t max_inflight;  /* rows outstanding */
             uint32_t timeout_ms;    /* per request, retries included */
             uint32_t max_retries;
+            uint64_t max_frame;     /* the service's max_frame_bytes, 0 = default */
             plan_on_error on_error;
             int op_id;              /* operator number within the plan (request ids) */
         } proxy;

@@ -160,6 +160,9 @@ static plan_node *make_proxy(extract *x, plan_node *top, int k)
     p->u.proxy.ordered = !ord || strcmp(ord, "true") == 0;
     p->u.proxy.timeout_ms = opt_u32(fo, "timeout_ms", 30000);
     p->u.proxy.max_retries = opt_u32(fo, "max_retries", 3);
+    /* requests are split to fit the frames the service accepts */
+    const char *mf = opt(so, "max_frame_bytes");
+    p->u.proxy.max_frame = mf ? strtoull(mf, NULL, 10) : 0;
     const char *oe = opt(fo, "on_error");
     p->u.proxy.on_error = !oe || strcmp(oe, "fail") == 0 ? PLAN_ON_ERROR_FAIL
                           : strcmp(oe, "null") == 0   ? PLAN_ON_ERROR_NULL

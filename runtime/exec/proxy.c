@@ -120,6 +120,7 @@ rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
     cfg.max_inflight = (p->u.proxy.max_inflight + batch - 1) / batch + 1;
     cfg.timeout_ms = p->u.proxy.timeout_ms;
     cfg.max_retries = p->u.proxy.max_retries;
+    cfg.max_frame = (size_t)p->u.proxy.max_frame;
     if (getrandom(&cfg.job, sizeof cfg.job, 0) != sizeof cfg.job)
         cfg.job = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)px << 16);
     cfg.job |= 1ull << 63; /* ad-hoc queries: top bit set, jobs of the catalog never have it */
@@ -337,8 +338,15 @@ static int submit_pending(rt_proxy *px, ros_error *err)
         if (u->done || u->submitted)
             continue;
         int rc = svc_client_submit(px->client, u->seq, p->u.proxy.method, flags, &u->args, u, err);
-        if (rc < 0)
+        if (rc < 0) {
+            if (!err->detail[0])
+                ros_error_detail(err, "While sending arguments of %s to service \"%s\".", p->u.proxy.function,
+                                 p->u.proxy.service);
+            if (strcmp(err->code, SVC_ERR_PROGRAM_LIMIT) == 0 && !err->hint[0])
+                ros_error_hint(err, "Raise the service's max_frame_bytes (ALTER SERVICE %s SET (max_frame_bytes = ...)).",
+                               p->u.proxy.service);
             return -1;
+        }
         if (rc == 1)
             return 0; /* in-flight limit: later */
         u->submitted = true;

@@ -22,6 +22,11 @@ CREATE SERVICE neg USING 'examples/librosql_example_udf.so:fail_on_negative_udf'
 CREATE FUNCTION neg(bigint) RETURNS bigint SERVICE neg;
 SELECT sum(neg(id)) FROM g;
 SELECT sum(neg(id - 10)) FROM g;
+CREATE SERVICE small USING 'builtin:echo' WITH (max_frame_bytes = 4096, max_batch = 1000);
+CREATE FUNCTION small_t(text) RETURNS text IMMUTABLE SERVICE small;
+SELECT count(*) FILTER (WHERE small_t(t) = t) AS same, count(small_t(t)) AS not_null FROM g;
+SELECT length(small_t(repeat('x', 5000)));
+DROP SERVICE small CASCADE;
 DROP SERVICE neg;
 DROP SERVICE neg CASCADE;
 DROP FUNCTION echo_i, echo_t, echo_u, wrong;
