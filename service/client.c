@@ -40,6 +40,7 @@
  * back.  nng_close returns only after the socket's pipe callbacks ran, so no
  * pipe callback outlives its member.
  */
+#include "runtime/core/clock.h"
 #include "service/client.h"
 
 #include <pthread.h>
@@ -213,8 +214,6 @@ struct svc_client {
 /* ---------------------------------------------------------------- */
 /* Static prototypes */
 
-static uint64_t mono_ms(void);
-static uint64_t unix_ms(void);
 static void lock(svc_client *c);
 static void unlock(svc_client *c);
 static void list_push(flight **head, flight *fl);
@@ -265,20 +264,6 @@ static void send_cancels(svc_client *c);
 
 /* ---------------------------------------------------------------- */
 /* Small helpers */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void lock(svc_client *c)
 {
@@ -1091,7 +1076,7 @@ static void pump(svc_client *c)
         apply_membership(c, pend->m, pend->n, false, NULL);
         membership_free(pend);
     }
-    uint64_t now = mono_ms();
+    uint64_t now = ((uint64_t)ros_mono_ms());
     while (ev) {
         flight *next = ev->next_event;
         on_flight_done(c, ev, now);
@@ -1226,7 +1211,7 @@ svc_client *svc_client_open(const svc_client_config *cfg, ros_error *err)
     if (!c->cfg.job) {
         /* ad-hoc: a random job id, top bit set as for the proxy operator's */
         if (getrandom(&c->cfg.job, sizeof c->cfg.job, 0) != sizeof c->cfg.job)
-            c->cfg.job = unix_ms() ^ ((uint64_t)(uintptr_t)c << 16);
+            c->cfg.job = ((uint64_t)ros_unix_ms()) ^ ((uint64_t)(uintptr_t)c << 16);
         c->cfg.job |= 1ull << 63;
     }
     pthread_condattr_t ca;
@@ -1265,7 +1250,7 @@ int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t 
     svc_frame_header_init(&r->h, SVC_KIND_REQUEST, &id);
     r->h.flags |= flags;
     r->h.attempt = c->cfg.attempt;
-    r->h.deadline_ms = unix_ms() + c->cfg.timeout_ms;
+    r->h.deadline_ms = ((uint64_t)ros_unix_ms()) + c->cfg.timeout_ms;
     if (method && svc_frame_set_method(&r->h, method, strlen(method), err) < 0) {
         free(r);
         return -1;
@@ -1282,7 +1267,7 @@ int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t 
         free(r);
         return ros_error_oom(err);
     }
-    uint64_t now = mono_ms();
+    uint64_t now = ((uint64_t)ros_mono_ms());
     for (uint32_t i = 0; i < nparts; i++) {
         part *p = &r->parts[i];
         p->r = r;
@@ -1309,7 +1294,7 @@ int svc_client_poll(svc_client *c, int timeout_ms, svc_result *res)
 {
     memset(res, 0, sizeof *res);
     res->error_row = -1;
-    uint64_t until = timeout_ms < 0 ? UINT64_MAX : mono_ms() + (uint64_t)timeout_ms;
+    uint64_t until = timeout_ms < 0 ? UINT64_MAX : ((uint64_t)ros_mono_ms()) + (uint64_t)timeout_ms;
     for (;;) {
         pump(c); /* also when idle: a pushed membership gets applied */
         if (c->nout == 0)
@@ -1323,7 +1308,7 @@ int svc_client_poll(svc_client *c, int timeout_ms, svc_result *res)
             c->nout--;
             return 1;
         }
-        uint64_t now = mono_ms();
+        uint64_t now = ((uint64_t)ros_mono_ms());
         if (now >= until)
             return 0;
         uint64_t wake = next_wake(c, now);
@@ -1335,7 +1320,7 @@ int svc_client_poll(svc_client *c, int timeout_ms, svc_result *res)
                 pthread_cond_wait(&c->cv, &c->mu);
                 continue;
             }
-            if (mono_ms() >= wake)
+            if (((uint64_t)ros_mono_ms()) >= wake)
                 break;
             struct timespec ts = {.tv_sec = (time_t)(wake / 1000),
                                   .tv_nsec = (long)(wake % 1000) * 1000000L};
@@ -1493,7 +1478,7 @@ static bool accept_membership(svc_client *c, membership *mb)
 static int ctl_members(svc_client *c, const char *ctl_url, membership **out, ros_error *err)
 {
     *out = NULL;
-    uint64_t start = mono_ms();
+    uint64_t start = ((uint64_t)ros_mono_ms());
     nng_socket s;
     char *reply = NULL;
     size_t rlen = 0;
@@ -1511,7 +1496,7 @@ static int ctl_members(svc_client *c, const char *ctl_url, membership **out, ros
         (rv = nng_dial(s, ctl_url, NULL, NNG_FLAG_NONBLOCK)) != 0 ||
         (rv = nng_send(s, cmd, (size_t)cl + 1, 0)) != 0)
         goto fail;
-    uint64_t spent = mono_ms() - start;
+    uint64_t spent = ((uint64_t)ros_mono_ms()) - start;
     nng_duration left = spent >= SUBSCRIBE_TIMEOUT_MS ? 1 : (nng_duration)(SUBSCRIBE_TIMEOUT_MS - spent);
     if ((rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, left)) != 0 ||
         (rv = nng_recv(s, &reply, &rlen, NNG_FLAG_ALLOC)) != 0)
@@ -1612,7 +1597,7 @@ static void send_cancels(svc_client *c)
         free(ops);
         return;
     }
-    uint64_t until = mono_ms() + CANCEL_WAIT_MS;
+    uint64_t until = ((uint64_t)ros_mono_ms()) + CANCEL_WAIT_MS;
     for (int i = 0; i < c->nmem; i++) {
         member *m = c->mem[i];
         lock(c);
@@ -1649,7 +1634,7 @@ static void send_cancels(svc_client *c)
                 nng_msg_free(msg);
             continue;
         }
-        uint64_t now = mono_ms();
+        uint64_t now = ((uint64_t)ros_mono_ms());
         nng_aio_set_timeout(ops[i].aio, now >= until ? 1 : (nng_duration)(until - now));
         nng_ctx_recv(ops[i].ctx, ops[i].aio);
         ops[i].receiving = true;

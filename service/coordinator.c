@@ -44,6 +44,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "catalog/catalog.h"
+#include "runtime/core/clock.h"
 #include "runtime/core/strbuf.h"
 #include "service/coordinator.h"
 #include "service/frame.h"
@@ -121,20 +122,6 @@ typedef struct coord {
 static volatile sig_atomic_t g_term;
 
 static void on_term(int sig) { g_term = 1; }
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
@@ -220,7 +207,7 @@ static void publish(coord *c, bool force)
         members_line(c, s->name, s->version, line, sizeof line);
         nng_send(c->pub, line, strlen(line) + 1, NNG_FLAG_NONBLOCK);
     }
-    c->last_publish = now_ms();
+    c->last_publish = ros_mono_ms();
 }
 
 /* ------------------------------------------------------------------ */
@@ -373,7 +360,7 @@ static int inst_start(coord *c, inst *i, const cat_service *s)
     i->child = true;
     i->st = I_STARTING;
     i->ping_failures = 0;
-    i->next_ping = now_ms() + 20;
+    i->next_ping = ros_mono_ms() + 20;
     memset(&i->status, 0, sizeof i->status);
     i->dirty = true;
     inst_close_sock(i);
@@ -388,7 +375,7 @@ static void inst_drain(inst *i, const char *why)
     if (i->pid > 0 && !i->remote)
         kill(i->pid, SIGTERM);
     i->st = i->pid > 0 ? I_DRAINING : I_FAILED;
-    i->drain_deadline = now_ms() + DRAIN_TIMEOUT_MS;
+    i->drain_deadline = ros_mono_ms() + DRAIN_TIMEOUT_MS;
     i->dirty = true;
 }
 
@@ -432,7 +419,7 @@ static void inst_exited(coord *c, inst *i, int status)
     }
     int64_t delay = 100LL << (i->fails - 1);
     i->st = I_BACKOFF;
-    i->next_start = now_ms() + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
+    i->next_start = ros_mono_ms() + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
     logf_("%s[%d] %s; restarting in %lld ms", i->service, i->idx, i->last_error, (long long)delay);
 }
 
@@ -455,7 +442,7 @@ static void inst_ping(coord *c, inst *i)
             return;
         }
     }
-    int64_t now = now_ms();
+    int64_t now = ros_mono_ms();
     if (i->ping_phase == 0) {
         if (now < i->next_ping)
             return;
@@ -548,7 +535,7 @@ static void reconcile(coord *c)
     }
     for (svc_mem *m = c->svcs; m; m = m->next)
         m->present = false;
-    int64_t now = now_ms();
+    int64_t now = ros_mono_ms();
     for (int k = 0; k < n; k++) {
         cat_service *s = sv[k];
         svc_mem *m = svc_get(c, s->name);
@@ -681,7 +668,7 @@ static void write_state(coord *c, bool force)
         logf_("could not write state: %s", err.message);
         cat_rollback(c->db);
     }
-    c->last_write = now_ms();
+    c->last_write = ros_mono_ms();
 }
 
 /* ------------------------------------------------------------------ */
@@ -699,7 +686,7 @@ static void reap(coord *c)
             }
     }
     /* adopted instances are not our children: check that they still live */
-    int64_t now = now_ms();
+    int64_t now = ros_mono_ms();
     for (inst *i = c->insts; i; i = i->next) {
         if (i->pid > 0 && !i->child && !i->remote && kill(i->pid, 0) < 0 && errno == ESRCH)
             inst_exited(c, i, -1);
@@ -885,13 +872,13 @@ static void shutdown_all(coord *c)
     for (inst *i = c->insts; i; i = i->next)
         if (i->pid > 0)
             inst_drain(i, "coordinator stopping");
-    int64_t deadline = now_ms() + 10000;
+    int64_t deadline = ros_mono_ms() + 10000;
     for (;;) {
         reap(c);
         bool live = false;
         for (inst *i = c->insts; i; i = i->next)
             live |= i->pid > 0 && !i->remote;
-        if (!live || now_ms() > deadline)
+        if (!live || ros_mono_ms() > deadline)
             break;
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
@@ -962,16 +949,16 @@ int svc_coord_main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    c->version = wall_ms() * 1000; /* grows across coordinator restarts */
+    c->version = (uint64_t)ros_unix_ms() * 1000; /* grows across coordinator restarts */
     logf_("pid %d serving %s (control %s)", (int)getpid(), c->db_path, ctl_url);
 
     adopt(c);
     reconcile(c);
-    c->idle_since = now_ms();
+    c->idle_since = ros_mono_ms();
     while (!c->stop && !g_term) {
         poll_ctl(c, TICK_MS);
         reap(c);
-        int64_t now = now_ms();
+        int64_t now = ros_mono_ms();
         if (now - c->last_reconcile >= RECONCILE_MS) {
             struct stat st;
             if (stat(c->db_path, &st) < 0) {

@@ -39,4 +39,16 @@ int svc_coord_pub_url(const char *db_path, char *out, size_t n);
 int svc_coord_request(const char *db_path, const char *cmd, char *reply, size_t reply_len,
                       int timeout_ms, bool start, ros_error *err);
 
+/*
+ * Opens a client of service cfg->service of database db_path, subscribed to
+ * the membership pushes of its coordinator (started when none runs).  With
+ * must_exist, a service the coordinator does not know is an error
+ * (ROS_ERR_UNDEFINED_OBJECT `service "s" does not exist`) instead of a wait
+ * for instances that will never come.  NULL with err set on failure.
+ */
+struct svc_client;
+struct svc_client_config;
+struct svc_client *svc_coord_client(const char *db_path, const struct svc_client_config *cfg, bool must_exist,
+                                    ros_error *err);
+
 #endif /* SVC_COORDINATOR_H */

@@ -20,6 +20,8 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "runtime/core/clock.h"
+#include "service/client.h"
 #include "service/coordinator.h"
 #include "service/spawn.h"
 
@@ -185,13 +187,6 @@ static int ctl_exchange(const char *url, const char *cmd, char *reply, size_t re
     return rv == 0 ? 0 : -1;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int svc_coord_request(const char *db_path, const char *cmd, char *reply, size_t reply_len, int timeout_ms,
                       bool start, ros_error *err)
 {
@@ -221,8 +216,8 @@ int svc_coord_request(const char *db_path, const char *cmd, char *reply, size_t 
         return ros_error_set(err, ROS_ERR_IO, "could not start the coordinator: %s", strerror(errno));
     waitpid(pid, NULL, 0); /* the intermediate child exits at once */
 
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
-    while (now_ms() < deadline) {
+    int64_t deadline = ros_mono_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
+    while (ros_mono_ms() < deadline) {
         if (ctl_exchange(url, cmd, reply, reply_len, 500) == 0)
             return 0;
         struct timespec ts = {0, 20 * 1000000};
@@ -231,4 +226,30 @@ int svc_coord_request(const char *db_path, const char *cmd, char *reply, size_t 
     ros_error_set(err, ROS_ERR_CONNECTION, "the coordinator of \"%s\" did not answer", db_path);
     ros_error_detail(err, "Its log is %s.", log);
     return -1;
+}
+
+svc_client *svc_coord_client(const char *db_path, const svc_client_config *cfg, bool must_exist, ros_error *err)
+{
+    char ctl[PATH_MAX + 16], pub[PATH_MAX + 16];
+    if (svc_coord_ctl_url(db_path, ctl, sizeof ctl) < 0 || svc_coord_pub_url(db_path, pub, sizeof pub) < 0) {
+        ros_error_set(err, ROS_ERR_IO, "database path \"%s\" is too long", db_path);
+        return NULL;
+    }
+    /* the coordinator knows every service of the catalog (version 0: none);
+     * asking also starts it after a crash */
+    char cmd[300], reply[4096] = "";
+    unsigned long long version = 0;
+    snprintf(cmd, sizeof cmd, "members %.200s", cfg->service);
+    if (svc_coord_request(db_path, cmd, reply, sizeof reply, 5000, true, err) < 0)
+        return NULL;
+    if (must_exist && (sscanf(reply, "members %*s %llu", &version) != 1 || version == 0)) {
+        ros_error_set(err, ROS_ERR_UNDEFINED_OBJECT, "service \"%s\" does not exist", cfg->service);
+        return NULL;
+    }
+    svc_client *c = svc_client_open(cfg, err);
+    if (c && svc_client_subscribe(c, pub, ctl, err) < 0) {
+        svc_client_close(c);
+        c = NULL;
+    }
+    return c;
 }

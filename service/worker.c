@@ -26,6 +26,7 @@
  * that received it plus duplicates of the same request id that arrived
  * while it was queued or running.
  */
+#include "runtime/core/clock.h"
 #include "service/worker.h"
 
 #include <errno.h>
@@ -171,8 +172,6 @@ struct svc_worker {
     uint64_t calls;         /* handler calls by the executor */
 };
 
-static int64_t mono_ms(void);
-static int64_t unix_ms(void);
 static void deadline_ts(struct timespec *ts, int64_t mono_deadline_ms);
 static int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mtx, int64_t deadline_ms);
 static uint64_t key_hash(const wkey *k);
@@ -212,20 +211,6 @@ static void worker_free(svc_worker *w);
 
 /* ---------------------------------------------------------------- */
 /* Time */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void deadline_ts(struct timespec *ts, int64_t mono_deadline_ms)
 {
@@ -689,7 +674,7 @@ static void handle_request(wctx *c, wreq *r)
         goto busy;
     r->keyed = keyed;
     r->hn.key = k;
-    r->arrived_ms = mono_ms();
+    r->arrived_ms = ros_mono_ms();
     c->phase = CTX_WAIT;
     c->attempt = h->attempt;
     c->next = NULL;
@@ -893,7 +878,7 @@ static void *exec_main(void *arg)
             }
         }
         int64_t due = head->arrived_ms + w->max_delay_ms;
-        if (!full && w->max_delay_ms > 0 && !w->draining && mono_ms() < due) {
+        if (!full && w->max_delay_ms > 0 && !w->draining && ros_mono_ms() < due) {
             cond_wait_until(&w->wake, &w->mtx, due);
             continue;
         }
@@ -926,7 +911,7 @@ static void *exec_main(void *arg)
 /* Answers the expired requests of g with 57014 and runs the others. */
 static void exec_group(svc_worker *w, wreq **g, uint32_t n)
 {
-    int64_t now = unix_ms();
+    int64_t now = ros_unix_ms();
     uint32_t k = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t dl = g[i]->f.h.deadline_ms;
@@ -1243,10 +1228,10 @@ fail:
 
 int svc_worker_wait_ready(svc_worker *w, int timeout_ms, ros_error *err)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : ros_mono_ms() + timeout_ms;
     pthread_mutex_lock(&w->mtx);
     while (w->phase == PH_STARTING || w->phase == PH_WARMING) {
-        if (deadline >= 0 && mono_ms() >= deadline) {
+        if (deadline >= 0 && ros_mono_ms() >= deadline) {
             pthread_mutex_unlock(&w->mtx);
             return 1;
         }
@@ -1273,10 +1258,10 @@ void svc_worker_drain(svc_worker *w)
 
 int svc_worker_wait_drained(svc_worker *w, int timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : ros_mono_ms() + timeout_ms;
     pthread_mutex_lock(&w->mtx);
     while (!(w->draining && w->qlen == 0 && w->running == 0 && w->sending == 0)) {
-        if (deadline >= 0 && mono_ms() >= deadline) {
+        if (deadline >= 0 && ros_mono_ms() >= deadline) {
             pthread_mutex_unlock(&w->mtx);
             return 1;
         }

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <rosql/udf.h>
@@ -104,15 +103,6 @@ rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
         if (!(px->args[i] = rt_expr_compile(ctx, p->u.proxy.args[i], err)))
             goto fail;
 
-    const char *db = cat_path(ctx->db);
-    char ctl[4200], pub[4200];
-    if (svc_coord_ctl_url(db, ctl, sizeof ctl) < 0 || svc_coord_pub_url(db, pub, sizeof pub) < 0) {
-        ros_error_set(err, ROS_ERR_IO, "database path \"%s\" is too long", db);
-        goto fail;
-    }
-    /* make sure the coordinator runs (a new shell after a crash starts it) */
-    if (svc_coord_request(db, "ping", NULL, 0, 5000, true, err) < 0)
-        goto fail;
     svc_client_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.service = p->u.proxy.service;
@@ -121,12 +111,10 @@ rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
     cfg.timeout_ms = p->u.proxy.timeout_ms;
     cfg.max_retries = p->u.proxy.max_retries;
     cfg.max_frame = (size_t)p->u.proxy.max_frame;
-    if (getrandom(&cfg.job, sizeof cfg.job, 0) != sizeof cfg.job)
-        cfg.job = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)px << 16);
-    cfg.job |= 1ull << 63; /* ad-hoc queries: top bit set, jobs of the catalog never have it */
+    cfg.job = 0; /* ad-hoc query: the client draws a random job id */
     cfg.op = (uint32_t)p->u.proxy.op_id;
-    px->client = svc_client_open(&cfg, err);
-    if (!px->client || svc_client_subscribe(px->client, pub, ctl, err) < 0)
+    /* the function's service exists (the catalog says so), maybe not ready yet */
+    if (!(px->client = svc_coord_client(cat_path(ctx->db), &cfg, false, err)))
         goto fail;
     return px;
 fail:

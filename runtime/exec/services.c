@@ -9,18 +9,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/core/clock.h"
 #include "runtime/exec/session_int.h"
 #include "service/coordinator.h"
 
 #define COORD_TIMEOUT_MS 5000
 #define DROP_WAIT_MS 35000
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* True when some service should have instances running. */
 static bool services_wanted(ros_session *s)
@@ -50,14 +44,14 @@ int rt_services_changed(ros_session *s, const sql_list *dropped, ros_error *err)
         const char *name = dropped->items[i];
         char cmd[300], reply[64] = "";
         snprintf(cmd, sizeof cmd, "instances %s", name);
-        int64_t deadline = now_ms() + DROP_WAIT_MS;
+        int64_t deadline = ros_mono_ms() + DROP_WAIT_MS;
         for (;;) {
             rc = svc_coord_request(db, cmd, reply, sizeof reply, COORD_TIMEOUT_MS, false, err);
             if (rc < 0)
                 return -1;
             if (rc == 1 || strcmp(reply, "0") == 0)
                 break;
-            if (now_ms() > deadline)
+            if (ros_mono_ms() > deadline)
                 return ros_error_set(err, ROS_ERR_CANCELED,
                                      "instances of service \"%s\" did not stop within %d s (still %s running)", name,
                                      DROP_WAIT_MS / 1000, reply);

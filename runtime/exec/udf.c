@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/random.h>
-#include <time.h>
 
 #include <rosql/client.h>
 
@@ -40,34 +38,15 @@ static ros_client *host_get_client(ros_func_ctx *ctx, const char *service)
         if (strcmp(h->service, service) == 0)
             return h->client;
     ros_error err = {0};
-    char ctl[4200], pub[4200];
-    if (svc_coord_ctl_url(c->db_path, ctl, sizeof ctl) < 0 || svc_coord_pub_url(c->db_path, pub, sizeof pub) < 0 ||
-        svc_coord_request(c->db_path, "ping", NULL, 0, 5000, true, &err) < 0) {
-        snprintf(ctx->errmsg, sizeof ctx->errmsg, "could not reach the services of %.200s: %.250s", c->db_path,
-                 err.set ? err.message : "path too long");
-        return NULL;
-    }
-    /* the coordinator knows every service of the catalog (version 0: none) */
-    char cmd[300], reply[4096] = "";
-    unsigned long long version = 0;
-    snprintf(cmd, sizeof cmd, "members %.200s", service);
-    if (svc_coord_request(c->db_path, cmd, reply, sizeof reply, 5000, true, &err) < 0 ||
-        sscanf(reply, "members %*s %llu", &version) != 1 || version == 0) {
-        snprintf(ctx->errmsg, sizeof ctx->errmsg, "service \"%.200s\" does not exist", service);
-        return NULL;
-    }
     svc_client_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.service = service;
     cfg.max_retries = 3;
-    if (getrandom(&cfg.job, sizeof cfg.job, 0) != sizeof cfg.job)
-        cfg.job = (uint64_t)time(NULL);
-    cfg.job |= 1ull << 63;
-    cfg.op = 0xffff0000u;
-    svc_client *sc = svc_client_open(&cfg, &err);
-    if (sc && svc_client_subscribe(sc, pub, ctl, &err) < 0) {
-        svc_client_close(sc);
-        sc = NULL;
+    cfg.op = 0xffff0000u; /* job 0: the client draws a random job id */
+    svc_client *sc = svc_coord_client(c->db_path, &cfg, true, &err);
+    if (!sc) {
+        snprintf(ctx->errmsg, sizeof ctx->errmsg, "%.500s", err.message);
+        return NULL;
     }
     rt_host_client *h = sc ? calloc(1, sizeof *h) : NULL;
     ros_client *rc = h ? svc_ros_client_wrap(sc) : NULL;
