@@ -730,6 +730,10 @@ static plan_expr *bind_udf(plan_ctx *ctx, const plan_scope *scope, const sql_exp
     }
     if (!f->u.udf.options)
         return oom(ctx);
+    const char *dec = cat_options_get(&cf->options, "decoupled");
+    f->u.udf.decoupled = dec && strcmp(dec, "true") == 0;
+    if (f->u.udf.decoupled && ctx->decoupling)
+        return f; /* runs in its service: nothing is loaded into the data plane */
     if (!ctx->load_udf)
         return plan_error(ctx, e->location, ROS_ERR_INTERNAL, "no function loader");
     f->u.udf.fn = ctx->load_udf(ctx->udf_arg, cf, ctx->err);

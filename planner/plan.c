@@ -524,6 +524,8 @@ static void explain_node(const plan_node *p, int depth, ros_strbuf *out)
         ros_strbuf_appendf(out, "Proxy %s (service=%s", p->u.proxy.function, p->u.proxy.service);
         if (p->u.proxy.method)
             ros_strbuf_appendf(out, ", method=%s", p->u.proxy.method);
+        if (p->u.proxy.decoupled)
+            ros_strbuf_append(out, ", decoupled");
         ros_strbuf_append(out, ")\n");
         explain_detail(depth, out);
         ros_strbuf_appendf(out, "Call: %s(", p->u.proxy.function);
@@ -533,6 +535,12 @@ static void explain_node(const plan_node *p, int depth, ros_strbuf *out)
             plan_expr_deparse(p->u.proxy.args[i], cn, out);
         }
         ros_strbuf_appendf(out, ") AS %s\n", p->names[p->ncols - 1]);
+        if (p->u.proxy.guard) {
+            explain_detail(depth, out);
+            ros_strbuf_append(out, "Sent only when: ");
+            plan_expr_deparse(p->u.proxy.guard, cn, out);
+            ros_strbuf_append(out, "\n");
+        }
         explain_detail(depth, out);
         ros_strbuf_appendf(out, "Batch: %u rows, in flight: %u rows, %s, timeout: %u ms, retries: %u, on_error: %s\n",
                            p->u.proxy.max_batch, p->u.proxy.max_inflight,

@@ -101,6 +101,10 @@ struct plan_expr {
                                       such a call into a Proxy node */
             const char *method;    /* METHOD 'm' or NULL */
             const cat_options *options; /* the function's WITH (...) annotation */
+            bool decoupled;        /* annotated WITH (decoupled = true): the
+                                      rewriter's rule `decouple` gives it its
+                                      own service (named after the function)
+                                      unless SET decoupling = off */
         } udf;
         bool flag;
         int test;
@@ -235,6 +239,11 @@ struct plan_node {
             uint64_t max_frame;     /* the service's max_frame_bytes, 0 = default */
             plan_on_error on_error;
             int op_id;              /* operator number within the plan (request ids) */
+            bool decoupled;         /* the function's own service (rule decouple),
+                                       created on first use */
+            plan_expr *guard;       /* or NULL: only rows where it is true are sent
+                                       (a call under CASE/COALESCE); the others
+                                       get NULL, which nothing reads */
         } proxy;
     } u;
 };

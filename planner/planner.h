@@ -34,6 +34,8 @@ typedef struct plan_ctx {
     const char *sql;         /* statement text, for positions */
     plan_udf_loader load_udf;
     void *udf_arg;
+    bool decoupling;         /* SET decoupling: decoupled functions are not loaded
+                                here, they run in their own services */
     /* binding state */
     bool in_agg_arg;         /* binding an aggregate's argument */
     bool aggs_allowed;       /* aggregates allowed here (select list, HAVING, ORDER BY) */

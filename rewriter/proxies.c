@@ -30,9 +30,11 @@
 typedef struct extract {
     rw_ctx *ctx;
     plan_expr *calls[MAX_CALLS]; /* distinct calls, innermost first */
+    plan_expr *guard[MAX_CALLS]; /* where each is needed (see case_guard), NULL: everywhere */
     int ncalls;
     int col[MAX_CALLS];          /* output column of each call's proxy */
     int *next_op;                /* operator numbering across the plan */
+    bool pending;                /* guard_ready_walker: a call without a proxy yet */
 } extract;
 
 bool rw_call_is_proxied(const plan_expr *e) { return e->kind == PE_UDF && e->u.udf.service != NULL; }
@@ -49,24 +51,132 @@ static int find_call(extract *x, const plan_expr *e)
     return -1;
 }
 
-/* Collects the calls under e, arguments before the calls that use them. */
-static bool collect(extract *x, plan_expr *e, int depth)
+static plan_expr *bool_const(rw_ctx *ctx, bool v)
+{
+    plan_expr *c = plan_expr_new(ctx->arena, PE_CONST, ROS_TYPE_BOOL, 0);
+    if (c)
+        c->u.cnst.i = v;
+    return c;
+}
+
+/*
+ * Guards: a call under CASE or COALESCE is needed only by some rows, and only
+ * those are sent.  A guard is itself a CASE with the same conditions in the
+ * same order, so it evaluates exactly what the in-process evaluation would
+ * (a condition that fails on rows that never reach it fails neither way):
+ *   CASE WHEN c1 THEN false ... WHEN c(i-1) THEN false WHEN ci THEN true ELSE false END
+ * for the result of branch i, and ELSE true (no ci) for condition i or the
+ * ELSE branch.  An enclosing guard g wraps it: CASE WHEN g THEN inner ELSE
+ * false END.  NULL means every row.
+ */
+static plan_expr *case_guard(extract *x, plan_expr *outer, plan_expr *const *conds, int nfalse, plan_expr *when_true,
+                             bool is_null_test)
+{
+    rw_ctx *ctx = x->ctx;
+    int npairs = nfalse + (when_true ? 1 : 0);
+    plan_expr *g = plan_expr_new(ctx->arena, PE_CASE, ROS_TYPE_BOOL, 2 * npairs + 1);
+    if (!g)
+        return NULL;
+    g->u.flag = true;
+    for (int i = 0; i < nfalse; i++) {
+        plan_expr *c = conds[i];
+        if (is_null_test) { /* COALESCE: an earlier argument that is not NULL decides */
+            plan_expr *t = plan_expr_new(ctx->arena, PE_ISNULL, ROS_TYPE_BOOL, 1);
+            if (!t)
+                return NULL;
+            t->args[0] = conds[i];
+            t->u.flag = true; /* IS NOT NULL */
+            c = t;
+        }
+        if (!(g->args[2 * i + 1] = bool_const(ctx, false)))
+            return NULL;
+        g->args[2 * i] = c;
+    }
+    if (when_true) {
+        g->args[2 * nfalse] = when_true;
+        if (!(g->args[2 * nfalse + 1] = bool_const(ctx, true)))
+            return NULL;
+    }
+    if (!(g->args[2 * npairs] = bool_const(ctx, when_true == NULL)))
+        return NULL;
+    if (!outer)
+        return g;
+    plan_expr *w = plan_expr_new(ctx->arena, PE_CASE, ROS_TYPE_BOOL, 3);
+    if (!w)
+        return NULL;
+    w->u.flag = true;
+    w->args[0] = outer;
+    w->args[1] = g;
+    if (!(w->args[2] = bool_const(ctx, false)))
+        return NULL;
+    return w;
+}
+
+/* Collects the calls under e (needed where guard holds), arguments before
+ * the calls that use them. */
+static bool collect(extract *x, plan_expr *e, plan_expr *guard, int depth)
 {
     if (!e || depth > 1000)
         return true;
-    for (int i = 0; i < e->nargs; i++)
-        if (!collect(x, e->args[i], depth + 1))
-            return false;
-    if (e->kind == PE_AGG && e->u.agg.filter && !collect(x, e->u.agg.filter, depth + 1))
-        return false;
-    if (rw_call_is_proxied(e) && find_call(x, e) < 0) {
-        if (x->ncalls == MAX_CALLS) {
-            ros_error_set(x->ctx->err, ROS_ERR_NOT_SUPPORTED, "more than %d service calls in one operator",
-                          MAX_CALLS);
-            return false;
+    if (e->kind == PE_CASE || e->kind == PE_COALESCE) {
+        bool has_else = e->kind == PE_CASE && e->u.flag;
+        int pairs = e->kind == PE_CASE ? (e->nargs - (has_else ? 1 : 0)) / 2 : 0;
+        for (int i = 0; i < e->nargs; i++) {
+            plan_expr *g = guard;
+            if (i > 0 && has_call(e->args[i])) {
+                if (e->kind == PE_COALESCE) {
+                    g = case_guard(x, guard, e->args, i, NULL, true);
+                } else {
+                    /* conditions of the branches before this one, in order;
+                     * a branch's result also needs its own condition */
+                    bool is_else = i >= 2 * pairs;
+                    int before = is_else ? pairs : i / 2;
+                    plan_expr *when = !is_else && i % 2 == 1 ? e->args[i - 1] : NULL;
+                    plan_expr *conds[before + 1];
+                    for (int k = 0; k < before; k++)
+                        conds[k] = e->args[2 * k];
+                    g = before == 0 && !when ? guard : case_guard(x, guard, conds, before, when, false);
+                }
+                if (!g) {
+                    ros_error_oom(x->ctx->err);
+                    return false;
+                }
+            }
+            if (!collect(x, e->args[i], g, depth + 1))
+                return false;
         }
-        x->calls[x->ncalls++] = e;
+    } else {
+        for (int i = 0; i < e->nargs; i++)
+            if (!collect(x, e->args[i], guard, depth + 1))
+                return false;
     }
+    if (e->kind == PE_AGG && e->u.agg.filter && !collect(x, e->u.agg.filter, guard, depth + 1))
+        return false;
+    if (!rw_call_is_proxied(e))
+        return true;
+    int k = find_call(x, e);
+    if (k >= 0) {
+        /* the same call needed in two places: needed where either guard holds */
+        if (!x->guard[k] || !guard)
+            x->guard[k] = NULL;
+        else if (!plan_expr_equal(x->guard[k], guard)) {
+            plan_expr *o = plan_expr_new(x->ctx->arena, PE_OR, ROS_TYPE_BOOL, 2);
+            if (!o) {
+                ros_error_oom(x->ctx->err);
+                return false;
+            }
+            o->args[0] = x->guard[k];
+            o->args[1] = guard;
+            x->guard[k] = o;
+        }
+        return true;
+    }
+    if (x->ncalls == MAX_CALLS) {
+        ros_error_set(x->ctx->err, ROS_ERR_NOT_SUPPORTED, "more than %d service calls in one operator", MAX_CALLS);
+        return false;
+    }
+    x->guard[x->ncalls] = guard;
+    x->calls[x->ncalls++] = e;
     return true;
 }
 
@@ -109,6 +219,16 @@ static uint32_t opt_u32(const cat_options *o, const char *key, uint32_t dflt)
     return n < 0 ? 0 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+static bool guard_ready_walker(plan_expr *e, void *arg)
+{
+    extract *x = arg;
+    if (!rw_call_is_proxied(e))
+        return false;
+    int k = find_call(x, e);
+    x->pending |= k < 0 || x->col[k] < 0;
+    return x->pending;
+}
+
 /* Builds the proxy of call k over top. */
 static plan_node *make_proxy(extract *x, plan_node *top, int k)
 {
@@ -140,13 +260,27 @@ static plan_node *make_proxy(extract *x, plan_node *top, int k)
             return NULL;
     p->u.proxy.strict = call->u.udf.strict;
     p->u.proxy.is_volatile = call->u.udf.is_volatile;
+    p->u.proxy.decoupled = call->u.udf.decoupled;
+    /* the guard may use earlier calls (CASE WHEN g(x) THEN f(x) ...); when it
+     * uses one with no proxy below this one yet, every row is sent instead */
+    if (x->guard[k]) {
+        x->pending = false;
+        plan_expr_walk(x->guard[k], guard_ready_walker, x);
+        if (!x->pending && !(p->u.proxy.guard = rewrite_expr(x, x->guard[k])))
+            return NULL;
+    }
 
     /* settings: the function's annotation, then the service's, then defaults */
     const cat_options *fo = call->u.udf.options;
     ros_error ignore = {0};
     cat_service *sv = ctx->db ? cat_service_get(ctx->db, call->u.udf.service, &ignore) : NULL;
     const cat_options *so = sv ? &sv->options : NULL;
-    uint32_t instances = sv && sv->desired_instances > 0 ? (uint32_t)sv->desired_instances : 1;
+    /* a decoupled function's service may not exist yet: its annotation says */
+    uint32_t instances = sv && sv->desired_instances > 0 ? (uint32_t)sv->desired_instances
+                         : !sv && call->u.udf.decoupled ? opt_u32(fo, "instances", 1)
+                                                        : 1;
+    if (instances == 0)
+        instances = 1;
     uint32_t batch = opt_u32(fo, "max_batch", opt_u32(so, "max_batch", 256));
     if (batch == 0)
         batch = 1;
@@ -183,7 +317,7 @@ static plan_node *extract_calls(rw_ctx *ctx, int *next_op, plan_node *base, plan
     x.ctx = ctx;
     x.next_op = next_op;
     for (int i = 0; i < n; i++)
-        if (!collect(&x, *slots[i], 0))
+        if (!collect(&x, *slots[i], NULL, 0))
             return NULL;
     if (x.ncalls == 0)
         return base;
@@ -322,6 +456,34 @@ static plan_node *rewrite_node(rw_ctx *ctx, int *next_op, plan_node *p, bool *ch
         return c;
     }
     case PN_VALUES:
+        if (p->u.values.nrows == 1) {
+            bool any = false;
+            for (int i = 0; i < p->ncols && !any; i++)
+                any = has_call(p->u.values.exprs[i]);
+            if (!any)
+                break;
+            /* SELECT f(1): the row's expressions become a Project over one
+             * empty-looking row, and the Project's calls get proxies */
+            plan_node *one = plan_node_new(ctx->arena, PN_VALUES, NULL, 1);
+            plan_expr **cell = ROS_ARENA_ARRAY(ctx->arena, plan_expr *, 1);
+            plan_node *proj = plan_node_new(ctx->arena, PN_PROJECT, one, p->ncols);
+            if (!one || !cell || !proj || !(cell[0] = bool_const(ctx, true))) {
+                ros_error_oom(ctx->err);
+                return NULL;
+            }
+            one->names[0] = "?column?";
+            one->types[0] = ROS_TYPE_BOOL;
+            one->est_rows = 1;
+            one->u.values.nrows = 1;
+            one->u.values.exprs = cell;
+            if (p->ncols) {
+                memcpy(proj->names, p->names, sizeof(char *) * p->ncols);
+                memcpy(proj->types, p->types, sizeof(ros_type) * p->ncols);
+            }
+            proj->est_rows = 1;
+            proj->u.project.exprs = p->u.values.exprs;
+            return rewrite_node(ctx, next_op, proj, changed);
+        }
         for (int i = 0; i < p->u.values.nrows * p->ncols; i++)
             if (has_call(p->u.values.exprs[i])) {
                 ros_error_set(ctx->err, ROS_ERR_NOT_SUPPORTED,

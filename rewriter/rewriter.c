@@ -5,7 +5,10 @@
  * Step 1: remove identity projections (what SELECT * and INSERT of a
  *         matching column list leave behind), so no operator copies a batch
  *         it does not change.
- * Step 2: calls of functions computed by services become Proxy nodes
+ * Step 2: calls of functions annotated WITH (decoupled = true) are marked
+ *         as computed by the function's own service (decouple.c), unless
+ *         SET decoupling = off.
+ * Step 3: calls of functions computed by services become Proxy nodes
  *         (proxies.c).
  */
 #include "rewriter/rewriter.h"
@@ -14,6 +17,7 @@
 
 static const rw_rule rules[] = {
     {"identity_project", rw_rule_identity_project},
+    {"decouple", rw_rule_decouple},
     {"service_proxies", rw_rule_service_proxies},
     {NULL, NULL},
 };

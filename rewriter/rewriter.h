@@ -7,9 +7,9 @@
  * instead of scribbling on its input.  EXPLAIN shows the rewritten plan;
  * EXPLAIN (REWRITE off) the plan before rewriting.
  *
- * The decoupling rule (a call of a function annotated WITH (decoupled =
- * true) becomes a proxy operator feeding the function's own service) is
- * registered here when services arrive.
+ * Rules: identity_project, decouple (a call of a function annotated WITH
+ * (decoupled = true) is computed by the function's own service), and
+ * service_proxies (every call computed by a service becomes a Proxy node).
  */
 #ifndef RW_REWRITER_H
 #define RW_REWRITER_H
@@ -43,6 +43,10 @@ plan_node *rw_rewrite(rw_ctx *ctx, plan_node *plan);
 
 /* Rule: removes a Project that returns its input's columns unchanged. */
 plan_node *rw_rule_identity_project(rw_ctx *ctx, plan_node *plan, bool *changed);
+
+/* Rule (decouple.c): marks calls of decoupled functions as computed by the
+ * service named after the function (when ctx->decoupling). */
+plan_node *rw_rule_decouple(rw_ctx *ctx, plan_node *plan, bool *changed);
 
 /* Rule (proxies.c): each call of a function computed by a service becomes a
  * Proxy node below the operator that uses it (see proxies.c). */

@@ -102,6 +102,12 @@ static int ddl_create_table(ros_session *s, ros_arena *arena, const char *sql, c
     }
     if (rt_connector_validate(s->db, &t, err) < 0)
         goto done;
+    if (src) {
+        /* decoupled functions' services are created before the transaction */
+        plan_node *rw = rt_rewrite(s, arena, src, err);
+        if (!rw || rt_services_prepare(s, rw, err) < 0)
+            goto done;
+    }
     if (cat_begin(s->db, err) < 0)
         goto done;
     if (cat_table_create(s->db, &t, err) < 0)
@@ -213,8 +219,11 @@ static int ddl_create_function(ros_session *s, ros_arena *arena, const char *sql
     if (cat_begin(s->db, err) < 0 || cat_function_create(s->db, &f, cf->or_replace, err) < 0 ||
         cat_commit(s->db, err) < 0)
         goto done;
-    /* a replaced function must be reloaded on its next call */
+    /* a replaced function must be reloaded on its next call, and its
+     * service (if it was decoupled) restarted with the new code */
     rt_udf_cache_clear(&s->udfs);
+    if (cf->or_replace && rt_service_drop_owned(s, f.name, err) < 0)
+        goto done;
     rc = rt_result_end(sink, "CREATE FUNCTION");
 done:
     if (rc < 0)
@@ -242,9 +251,21 @@ static int ddl_alter_function(ros_session *s, ros_arena *arena, const char *sql,
                       f->name, f->service);
         goto done;
     }
+    const char *dec = cat_options_get(&f->options, "decoupled");
+    if (dec && strcmp(dec, "true") == 0 && !f->library) {
+        ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "function %s cannot be decoupled", f->name);
+        ros_error_detail(err, "Only LANGUAGE c functions can be decoupled.");
+        goto done;
+    }
     if (cat_begin(s->db, err) < 0 || cat_function_set_options(s->db, f->name, &f->options, err) < 0 ||
         cat_commit(s->db, err) < 0)
         goto done;
+    /* the function's service follows its annotation: gone when it is no
+     * longer decoupled, resized or reconfigured otherwise */
+    if (!(dec && strcmp(dec, "true") == 0) ? rt_service_drop_owned(s, f->name, err) < 0
+                                            : rt_service_update_owned(s, f, err) < 0)
+        goto done;
+    rt_udf_cache_clear(&s->udfs);
     rc = rt_result_end(sink, "ALTER FUNCTION");
 done:
     if (rc < 0)
@@ -319,24 +340,8 @@ static int ddl_create_service(ros_session *s, ros_arena *arena, const char *sql,
     int rc = -1;
     if (plan_check_options(&pc, PLAN_OPTS_SERVICE, &st->u.create_service.options, &sv.options) < 0)
         goto done;
-    const char *dev = cat_options_get(&sv.options, "device");
-    if (dev && strcmp(dev, "gpu") == 0 && svc_gpu_count() <= 0) {
-        ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "device \"gpu\" was requested but no GPU is available");
-        ros_error_hint(err, "Use device = 'auto' to take a GPU when one is present and the CPU otherwise.");
+    if (rt_service_create(s, &sv, err) < 0)
         goto done;
-    }
-    const char *inst = cat_options_get(&sv.options, "instances");
-    sv.desired_instances = inst ? atoi(inst) : 1;
-    sv.state = (char *)(sv.desired_instances > 0 ? "starting" : "stopped");
-    if (cat_begin(s->db, err) < 0 || cat_service_create(s->db, &sv, err) < 0 || cat_commit(s->db, err) < 0)
-        goto done;
-    /* the coordinator starts the instances; the statement does not wait for
-     * them to load (a model may take minutes): SHOW SERVICES shows progress */
-    if (rt_services_changed(s, NULL, err) < 0) {
-        ros_error dropped = {0};
-        cat_service_drop(s->db, name, true, &dropped);
-        goto done;
-    }
     rc = rt_result_end(sink, "CREATE SERVICE");
 done:
     if (rc < 0)
@@ -418,6 +423,10 @@ static int ddl_drop(ros_session *s, const sql_stmt *st, const ros_result_sink *s
         goto fail;
     if (k == SQL_OBJ_FUNCTION || k == SQL_OBJ_SERVICE)
         rt_udf_cache_clear(&s->udfs);
+    /* a decoupled function's service goes with it */
+    for (int i = 0; k == SQL_OBJ_FUNCTION && i < st->u.drop.names.n; i++)
+        if (rt_service_drop_owned(s, st->u.drop.names.items[i], err) < 0)
+            return -1;
     /* DROP SERVICE drains and stops the instances before it returns */
     if (k == SQL_OBJ_SERVICE && rt_services_changed(s, &st->u.drop.names, err) < 0)
         return -1;

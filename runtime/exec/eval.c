@@ -147,6 +147,11 @@ static rt_expr *compile(rt_exec_ctx *ctx, const plan_expr *e, ros_error *err, in
         ros_error_set(err, ROS_ERR_INTERNAL, "aggregate reached the expression evaluator");
         goto fail;
     }
+    if (e->kind == PE_UDF && !e->u.udf.fn) {
+        /* a service's call that no rewriter rule turned into a Proxy */
+        ros_error_set(err, ROS_ERR_INTERNAL, "function %s runs in a service but has no proxy", e->u.udf.name);
+        goto fail;
+    }
     x->nargs = e->nargs;
     if (e->nargs) {
         x->args = calloc((size_t)e->nargs, sizeof(rt_expr *));

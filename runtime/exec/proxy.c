@@ -63,7 +63,30 @@ struct rt_proxy {
     ros_batch cur_args;  /* arguments of the rows to send */
     uint32_t *sent;      /* rows of cur to send (all but STRICT NULLs) */
     uint32_t nsent;
+    rt_expr *guard;      /* which rows need the call, or NULL: all */
+    ros_batch guarded;   /* the child's rows that need it, when not all do */
 };
+
+/* px->guarded = rows sel[0..n) of in. */
+static int gather_batch(rt_proxy *px, const ros_batch *in, const uint32_t *sel, uint32_t n)
+{
+    if (px->guarded.ncols != in->ncols) {
+        for (uint32_t c = 0; c < px->guarded.ncols; c++)
+            ros_vector_free(&px->guarded.cols[c]);
+        free(px->guarded.cols);
+        px->guarded.ncols = 0;
+        if (!(px->guarded.cols = calloc(in->ncols + 1, sizeof(ros_vector))))
+            return -1;
+        px->guarded.ncols = in->ncols;
+        for (uint32_t c = 0; c < in->ncols; c++)
+            ros_vector_init(&px->guarded.cols[c], in->cols[c].type);
+    }
+    for (uint32_t c = 0; c < in->ncols; c++)
+        if (rt_vector_gather(&px->guarded.cols[c], &in->cols[c], sel, n) < 0)
+            return -1;
+    px->guarded.nrows = n;
+    return 0;
+}
 
 static void unit_free(unit *u)
 {
@@ -102,6 +125,8 @@ rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
     for (int i = 0; i < p->u.proxy.nargs; i++)
         if (!(px->args[i] = rt_expr_compile(ctx, p->u.proxy.args[i], err)))
             goto fail;
+    if (p->u.proxy.guard && !(px->guard = rt_expr_compile(ctx, p->u.proxy.guard, err)))
+        goto fail;
 
     svc_client_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -142,6 +167,10 @@ void rt_proxy_free(rt_proxy *px)
     for (int i = 0; px->args && i < px->plan->u.proxy.nargs; i++)
         rt_expr_free(px->args[i]);
     free(px->args);
+    rt_expr_free(px->guard);
+    for (uint32_t c = 0; c < px->guarded.ncols; c++)
+        ros_vector_free(&px->guarded.cols[c]);
+    free(px->guarded.cols);
     free(px->iota);
     free(px);
 }
@@ -266,37 +295,69 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
         return 1;
     const plan_node *p = px->plan;
     int nargs = p->u.proxy.nargs;
-    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
-    for (int i = 0; i < nargs; i++)
-        if (!(argv[i] = rt_expr_eval(px->args[i], in, err)))
+    /* a guarded call (under CASE/COALESCE): only rows that need it are sent,
+     * and its arguments are evaluated on those rows only */
+    const ros_batch *ab = in;
+    uint32_t gn = in->nrows;
+    uint32_t *gsel = NULL;
+    if (px->guard) {
+        const ros_vector *g = rt_expr_eval(px->guard, in, err);
+        if (!g)
             return -1;
+        if (!(gsel = malloc(sizeof(uint32_t) * in->nrows)))
+            return ros_error_oom(err);
+        gn = 0;
+        for (uint32_t r = 0; r < in->nrows; r++)
+            if (!ros_vector_is_null(g, r) && ROS_VEC_BOOL(g)[r])
+                gsel[gn++] = r;
+        if (gn < in->nrows) {
+            if (gather_batch(px, in, gsel, gn) < 0) {
+                free(gsel);
+                return ros_error_oom(err);
+            }
+            ab = &px->guarded;
+        }
+    }
+    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
+    for (int i = 0; i < nargs && gn > 0; i++)
+        if (!(argv[i] = rt_expr_eval(px->args[i], ab, err))) {
+            free(gsel);
+            return -1;
+        }
     if (!px->cur) {
         px->cur = calloc(1, sizeof *px->cur);
-        if (!px->cur)
+        if (!px->cur) {
+            free(gsel);
             return ros_error_oom(err);
+        }
     }
     chunk *ch = px->cur;
     uint32_t base = ch->rows.nrows;
-    if (svc_batch_append(&ch->rows, in, err) < 0)
+    if (svc_batch_append(&ch->rows, in, err) < 0) {
+        free(gsel);
         return -1;
-    /* rows to send: all, or for a STRICT function those without a NULL argument */
-    uint32_t *sel = malloc(sizeof(uint32_t) * in->nrows);
+    }
+    /* rows to send: all (that need the call), or for a STRICT function those
+     * without a NULL argument */
+    uint32_t *sel = malloc(sizeof(uint32_t) * (gn ? gn : 1));
     uint32_t *more = realloc(px->sent, sizeof(uint32_t) * (px->nsent + in->nrows));
     if (!sel || !more) {
         free(sel);
+        free(gsel);
         return ros_error_oom(err);
     }
     px->sent = more;
     uint32_t n = 0;
-    for (uint32_t r = 0; r < in->nrows; r++) {
+    for (uint32_t r = 0; r < gn; r++) {
         bool skip = false;
         for (int i = 0; i < nargs && p->u.proxy.strict && !skip; i++)
             skip = ros_vector_is_null(argv[i], r);
         if (!skip) {
             sel[n++] = r;
-            px->sent[px->nsent++] = base + r;
+            px->sent[px->nsent++] = base + (gsel ? gsel[r] : r);
         }
     }
+    free(gsel);
     if (n > 0 && px->cur_args.ncols == 0 && px->cur_args.nrows == 0) {
         /* first rows: the argument batch takes the argument types */
         px->cur_args.cols = calloc((size_t)nargs + 1, sizeof(ros_vector));

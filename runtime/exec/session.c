@@ -230,6 +230,7 @@ void rt_plan_ctx_init(ros_session *s, plan_ctx *pc, ros_arena *arena, const char
     pc->sql = sql;
     pc->load_udf = load_udf_cb;
     pc->udf_arg = s;
+    pc->decoupling = strcmp(rt_session_setting(s, "decoupling"), "on") == 0;
 }
 
 plan_node *rt_rewrite(ros_session *s, ros_arena *arena, plan_node *plan, ros_error *err)
@@ -297,7 +298,7 @@ static int exec_select(ros_session *s, ros_arena *arena, const char *sql, const 
     plan_node *rw = rt_rewrite(s, arena, plan, err);
     int rc = -1;
     int64_t rows = 0;
-    if (rw && run_query(s, rw, sink, &rows, err) == 0) {
+    if (rw && rt_services_prepare(s, rw, err) == 0 && run_query(s, rw, sink, &rows, err) == 0) {
         char tag[64];
         snprintf(tag, sizeof tag, "SELECT %lld", (long long)rows);
         rc = rt_result_end(sink, tag);
@@ -313,13 +314,18 @@ static int exec_insert(ros_session *s, ros_arena *arena, const char *sql, const 
         return ros_error_set(err, ROS_ERR_NOT_SUPPORTED, "SUBMIT (detached jobs) is not supported yet");
     plan_ctx pc;
     rt_plan_ctx_init(s, &pc, arena, sql, err);
-    if (cat_begin(s->db, err) < 0)
-        return -1;
     plan_node *plan = plan_insert(&pc, st->u.insert.table, st->u.insert.table_location, &st->u.insert.columns,
                                   st->u.insert.source);
     plan_node *rw = plan ? rt_rewrite(s, arena, plan, err) : NULL;
+    /* services are created before the insert's transaction, which must not
+     * hold the catalog while their coordinator records them */
+    if (!rw || rt_services_prepare(s, rw, err) < 0 || cat_begin(s->db, err) < 0) {
+        if (plan)
+            plan_free(plan);
+        return -1;
+    }
     int64_t rows = 0;
-    int rc = rw ? run_query(s, rw, sink, &rows, err) : -1;
+    int rc = run_query(s, rw, sink, &rows, err);
     if (plan)
         plan_free(plan);
     if (rc == 0 && cat_commit(s->db, err) == 0) {

@@ -60,6 +60,21 @@ int rt_exec_show(ros_session *s, ros_arena *arena, const char *sql, const sql_st
  * (starting it when none runs); with dropped, waits until the instances of
  * those services stopped. */
 int rt_services_changed(ros_session *s, const sql_list *dropped, ros_error *err);
+/* Records sv (state, desired instances from its options) and has the
+ * coordinator start its instances; the statement does not wait for them to
+ * load.  Checks device = 'gpu'.  Runs its own catalog transaction. */
+int rt_service_create(ros_session *s, cat_service *sv, ros_error *err);
+/* The service of decoupled function `function` (owner_function = it):
+ * drops it and waits for its instances to stop; 0 also when there is none. */
+int rt_service_drop_owned(ros_session *s, const char *function, ros_error *err);
+/* Applies function f's annotation to its existing service (instances,
+ * device, batching); 0 also when there is none. */
+int rt_service_update_owned(ros_session *s, const cat_function *f, ros_error *err);
+/* Before a statement runs a rewritten plan: creates, on first use, the
+ * service of every decoupled function it calls (named after the function,
+ * handler 'library:symbol', options from the annotation).  Must run outside
+ * a catalog transaction. */
+int rt_services_prepare(ros_session *s, const plan_node *plan, ros_error *err);
 /* At session open: makes sure services that should run have a coordinator
  * (after a crash or a reboot).  Failures are silent: a query reports them. */
 void rt_services_resume(ros_session *s);

@@ -16,6 +16,7 @@ SELECT echo_i(NULL), echo_t(NULL), echo_i(42);
 CREATE TABLE copy AS SELECT id, echo_t(t) AS t FROM g;
 SELECT count(*), count(t) FROM copy;
 INSERT INTO copy VALUES (echo_i(1), 'x');
+INSERT INTO copy VALUES (echo_i(2), 'y'), (echo_i(3), 'z');
 CREATE FUNCTION wrong(bigint) RETURNS text SERVICE echo;
 SELECT wrong(1);
 CREATE SERVICE neg USING 'examples/librosql_example_udf.so:fail_on_negative_udf';
