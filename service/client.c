@@ -1239,7 +1239,7 @@ int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t 
 {
     if (!args)
         return ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "no arguments to send");
-    if (flags & ~(SVC_FLAG_ORDERED | SVC_FLAG_VOLATILE))
+    if (flags & ~(SVC_FLAG_ORDERED | SVC_FLAG_VOLATILE | SVC_FLAG_ALONE))
         return ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "invalid request flags 0x%x", flags);
     if (c->nout >= c->cfg.max_inflight)
         return 1;

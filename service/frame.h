@@ -63,8 +63,10 @@ typedef enum svc_frame_kind {
 #define SVC_FLAG_ORDERED (1u << 0)   /* results must keep the request's row order */
 #define SVC_FLAG_VOLATILE (1u << 1)  /* not cacheable: never answer from the result cache */
 #define SVC_FLAG_LAST_PART (1u << 2) /* last part of a (possibly split) batch */
+#define SVC_FLAG_ALONE (1u << 3)     /* run in a handler call of its own, never batched
+                                        with other requests (isolating a failing row) */
 #define SVC_FLAGS_REQUIRED_MASK 0x0000ffffu
-#define SVC_FLAGS_KNOWN (SVC_FLAG_ORDERED | SVC_FLAG_VOLATILE | SVC_FLAG_LAST_PART)
+#define SVC_FLAGS_KNOWN (SVC_FLAG_ORDERED | SVC_FLAG_VOLATILE | SVC_FLAG_LAST_PART | SVC_FLAG_ALONE)
 
 /*
  * Name of a question.  seq does not depend on the attempt, so a retry, a

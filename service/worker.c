@@ -41,6 +41,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <nng/nng.h>
@@ -841,6 +843,8 @@ static void *start_main(void *arg)
 static bool compatible(const wreq *a, const wreq *b)
 {
     const ros_batch *x = &a->f.batch, *y = &b->f.batch;
+    if ((a->f.h.flags | b->f.h.flags) & SVC_FLAG_ALONE)
+        return false;
     if (x->ncols != y->ncols || strcmp(a->f.h.method, b->f.h.method) != 0)
         return false;
     for (uint32_t i = 0; i < x->ncols; i++)
@@ -930,6 +934,120 @@ static void exec_group(svc_worker *w, wreq **g, uint32_t n)
         run_batch(w, g, k);
 }
 
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/*
+ * Runs one handler call in a forked child, a sandbox: a request sent ALONE
+ * is a suspect (its caller is isolating a row that failed or crashed
+ * instances), and a handler that crashes on it takes down only the child.
+ * The answer travels back as a frame over a pipe.  Returns like
+ * svc_handler_call; a crash is the function's error on row 0 of a one-row
+ * request.  Used on the CPU only: a CUDA context does not survive fork.
+ */
+static int call_sandboxed(svc_worker *w, const char *method, const ros_batch *args, ros_vector *out, int64_t *row,
+                          ros_error *err)
+{
+    *row = -1;
+    int fds[2];
+    if (pipe(fds) < 0)
+        return ros_error_set(err, ROS_ERR_INTERNAL, "could not create a pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return ros_error_set(err, ROS_ERR_INTERNAL, "could not fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        ros_vector res;
+        memset(&res, 0, sizeof res);
+        int64_t r = -1;
+        ros_error e;
+        ros_error_clear(&e);
+        svc_frame_header h;
+        svc_frame_header_init(&h, SVC_KIND_RESPONSE, NULL);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int rc = svc_handler_call(w->handler, method, args, &res, &r, &e);
+        if (rc == 0) {
+            ros_batch b = {1, res.len, &res};
+            rc = svc_frame_encode(&h, &b, SIZE_MAX / 2, &buf, &len, &e);
+        }
+        if (rc < 0) {
+            h.kind = SVC_KIND_ERROR;
+            if (svc_frame_encode_error(&h, &e, r < 0 ? SVC_FRAME_ROW_NONE : r, SIZE_MAX / 2, &buf, &len, &e) < 0)
+                _exit(3);
+        }
+        _exit(write_all(fds[1], buf, len) == 0 ? 0 : 4);
+    }
+    close(fds[1]);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            uint8_t *nb = realloc(buf, ncap);
+            if (!nb)
+                break;
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t k = read(fds[0], buf + len, cap - len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    int rc = -1;
+    if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
+        if (WIFSIGNALED(status))
+            ros_error_set(err, ROS_ERR_EXTERNAL, "handler \"%s\" crashed (signal %d: %s)", w->spec,
+                          WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else
+            ros_error_set(err, ROS_ERR_EXTERNAL, "handler \"%s\" exited with status %d", w->spec,
+                          WEXITSTATUS(status));
+        ros_error_detail(err, "The request ran alone in a sandbox process; the instance itself kept running.");
+        if (args->nrows == 1)
+            *row = 0;
+    } else {
+        svc_frame f;
+        if (svc_frame_decode(buf, len, SIZE_MAX / 2, &f, err) == 0) {
+            if (f.h.kind == SVC_KIND_RESPONSE && f.batch.ncols == 1) {
+                *out = f.batch.cols[0];
+                ros_vector_init(&f.batch.cols[0], out->type);
+                rc = 0;
+            } else if (f.h.kind == SVC_KIND_ERROR) {
+                ros_error_set(err, f.remote.code, "%s", f.remote.message);
+                snprintf(err->detail, sizeof err->detail, "%s", f.remote.detail);
+                snprintf(err->hint, sizeof err->hint, "%s", f.remote.hint);
+                *row = f.error_row;
+            } else {
+                ros_error_set(err, ROS_ERR_INTERNAL, "sandbox answered a %s frame", svc_frame_kind_name(f.h.kind));
+            }
+            svc_frame_clear(&f);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
 /*
  * Runs the n compatible requests of g in one handler call and answers each
  * with its rows.  When a combined call fails, each request is run alone so
@@ -957,7 +1075,9 @@ static void run_batch(svc_worker *w, wreq **g, uint32_t n)
     int64_t row = -1;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = svc_handler_call(w->handler, g[0]->f.h.method, args, &out, &row, &err);
+    int rc = n == 1 && (g[0]->f.h.flags & SVC_FLAG_ALONE) && w->device < 0
+                 ? call_sandboxed(w, g[0]->f.h.method, args, &out, &row, &err)
+                 : svc_handler_call(w->handler, g[0]->f.h.method, args, &out, &row, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     uint32_t nrows = args->nrows;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rosql/udf.h>
 
@@ -185,4 +186,65 @@ ROS_UDF_EXPORT const ros_udf fail_on_negative_udf = {
     .arg_types = {ROS_TYPE_INT64},
     .ret_type = ROS_TYPE_INT64,
     .fn = fail_on_negative,
+};
+
+/* crash_on_negative(bigint) -> bigint: x, but the process dies (abort) on a
+ * negative input: a "poison row" for tests of decoupled functions, which
+ * must not take the query down.  Never call it in-process on such input. */
+static int crash_on_negative(ros_func_ctx *ctx, const ros_vector *const *args, uint32_t nrows, ros_vector *out)
+{
+    (void)ctx;
+    for (uint32_t i = 0; i < nrows; i++) {
+        if (ros_vector_is_null(args[0], i)) {
+            ros_vector_append_null(out);
+            continue;
+        }
+        int64_t x = ROS_VEC_I64(args[0])[i];
+        if (x < 0)
+            abort();
+        ros_vector_append_i64(out, x);
+    }
+    return 0;
+}
+
+ROS_UDF_EXPORT const ros_udf crash_on_negative_udf = {
+    .abi_version = ROS_UDF_ABI_VERSION,
+    .name = "crash_on_negative",
+    .nargs = 1,
+    .arg_types = {ROS_TYPE_INT64},
+    .ret_type = ROS_TYPE_INT64,
+    .fn = crash_on_negative,
+};
+
+/* spin(bigint) -> bigint: x * 2 after about 31 microseconds of CPU work per
+ * row (2 ms per batch of 64 rows): the CPU-heavy function of the decoupling
+ * benchmark (bench/decoupling_bench.py). */
+static int spin(ros_func_ctx *ctx, const ros_vector *const *args, uint32_t nrows, ros_vector *out)
+{
+    (void)ctx;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t until = (int64_t)nrows * 31250; /* ns */
+    volatile uint64_t acc = 0;
+    do {
+        for (int k = 0; k < 200; k++)
+            acc += (uint64_t)k * 2654435761u;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((int64_t)(t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) < until);
+    for (uint32_t i = 0; i < nrows; i++) {
+        if (ros_vector_is_null(args[0], i))
+            ros_vector_append_null(out);
+        else
+            ros_vector_append_i64(out, ROS_VEC_I64(args[0])[i] * 2);
+    }
+    return 0;
+}
+
+ROS_UDF_EXPORT const ros_udf spin_udf = {
+    .abi_version = ROS_UDF_ABI_VERSION,
+    .name = "spin",
+    .nargs = 1,
+    .arg_types = {ROS_TYPE_INT64},
+    .ret_type = ROS_TYPE_INT64,
+    .fn = spin,
 };

@@ -35,6 +35,9 @@ typedef struct rt_exec_ctx {
     int64_t deadline_ns;              /* CLOCK_MONOTONIC time at which the statement
                                          times out (statement_timeout), 0 = never */
     int64_t rows_written;             /* INSERT: rows written */
+    /* a message for the client that is not an error (NOTICE), or NULL */
+    void (*notice)(void *arg, const char *msg);
+    void *notice_arg;
 } rt_exec_ctx;
 
 /* ---------------------------------------------------------------- */

@@ -12,6 +12,16 @@
  * A STRICT function is not sent rows with a NULL argument (their result is
  * NULL).  Request ids are (job, operator, seq): job is random for an ad-hoc
  * query, seq counts requests, so a retry asks under the same id.
+ *
+ * A failing row.  When a request fails because of its rows (the function's
+ * error, or an instance that died on it more than max_retries times) rather
+ * than because the service is unreachable or late, the proxy finds the row:
+ * the service may name it (then the other rows are asked again without it),
+ * otherwise every row is asked alone (SVC_FLAG_ALONE: the instance runs it
+ * in a handler call of its own, so a poison row takes down only its own
+ * attempts).  The row then gets on_error: 'fail' stops the query naming the
+ * row and its arguments, 'null' gives it a NULL result, 'skip' drops it;
+ * the rows treated so are counted and reported as a notice at the end.
  */
 #include "runtime/exec/proxy.h"
 
@@ -20,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <rosql/rosql.h>
 #include <rosql/udf.h>
 
 #include "runtime/core/types.h"
@@ -31,21 +42,36 @@ typedef struct chunk {
     int refs;        /* units still using it */
 } chunk;
 
-typedef struct unit {
-    struct unit *next;
+typedef struct unit unit;
+
+/* One request of a unit: all its rows, or after a failure a subset. */
+typedef struct preq {
+    unit *u;
+    uint32_t *idx;       /* rows of the unit (indexes into u->sent), NULL: all */
+    uint32_t n;
+    ros_batch args;      /* built, until submitted */
+    uint64_t seq;
+    bool alone;          /* SVC_FLAG_ALONE */
+    bool submitted;
+    bool done;
+    bool ok;
+    ros_vector result;   /* ok: n results */
+} preq;
+
+struct unit {
+    unit *next;
     chunk *ch;
     uint32_t start, end; /* rows of the chunk */
     uint32_t *sent;      /* chunk rows sent (strict functions skip NULL arguments) */
     uint32_t nsent;
-    ros_batch args;      /* built, waiting to be submitted (nsent > 0 && !submitted) */
-    bool submitted;
-    bool done;
-    bool ok;
-    ros_vector result;   /* nsent results */
+    preq **reqs;         /* its requests; failed ones are replaced by others */
+    uint32_t nreqs, capreqs;
+    uint32_t open;       /* requests not answered */
+    uint8_t *bad;        /* NULL, or nsent flags: the function failed on that row */
+    uint32_t nbad;
+    bool failed;         /* the query fails with error */
     ros_error error;
-    int64_t error_row;
-    uint64_t seq;
-} unit;
+};
 
 struct rt_proxy {
     rt_exec_ctx *ctx;
@@ -65,6 +91,10 @@ struct rt_proxy {
     uint32_t nsent;
     rt_expr *guard;      /* which rows need the call, or NULL: all */
     ros_batch guarded;   /* the child's rows that need it, when not all do */
+    uint64_t nfailed;    /* rows given the on_error treatment */
+    ros_error first_failure; /* the first of them */
+    char first_args[256];    /* its arguments */
+    bool reported;
 };
 
 /* px->guarded = rows sel[0..n) of in. */
@@ -88,6 +118,16 @@ static int gather_batch(rt_proxy *px, const ros_batch *in, const uint32_t *sel, 
     return 0;
 }
 
+static void preq_free(preq *r)
+{
+    if (!r)
+        return;
+    free(r->idx);
+    svc_batch_free(&r->args);
+    ros_vector_free(&r->result);
+    free(r);
+}
+
 static void unit_free(unit *u)
 {
     if (!u)
@@ -97,9 +137,38 @@ static void unit_free(unit *u)
         free(u->ch);
     }
     free(u->sent);
-    svc_batch_free(&u->args);
-    ros_vector_free(&u->result);
+    for (uint32_t i = 0; i < u->nreqs; i++)
+        preq_free(u->reqs[i]);
+    free(u->reqs);
+    free(u->bad);
     free(u);
+}
+
+static bool unit_done(const unit *u) { return u->failed || u->open == 0; }
+
+/* Adds a request for rows idx[0..n) of u (idx NULL: all; taken). */
+static preq *add_req(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool alone)
+{
+    if (u->nreqs == u->capreqs) {
+        uint32_t cap = u->capreqs ? u->capreqs * 2 : 1;
+        preq **a = realloc(u->reqs, sizeof(preq *) * cap);
+        if (!a)
+            return NULL;
+        u->reqs = a;
+        u->capreqs = cap;
+    }
+    preq *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->u = u;
+    r->idx = idx;
+    r->n = n;
+    r->alone = alone;
+    r->seq = px->next_seq++;
+    ros_vector_init(&r->result, px->plan->types[px->plan->ncols - 1]);
+    u->reqs[u->nreqs++] = r;
+    u->open++;
+    return r;
 }
 
 rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
@@ -233,8 +302,6 @@ static int cut_units(rt_proxy *px, ros_error *err)
         ch->refs++;
         u->start = start;
         u->end = end;
-        u->seq = px->next_seq++;
-        u->error_row = -1;
         if (px->tail)
             px->tail->next = u;
         else
@@ -245,28 +312,25 @@ static int cut_units(rt_proxy *px, ros_error *err)
         while (k < px->nsent && px->sent[k] < end)
             k++;
         u->nsent = k - lo;
-        if (u->nsent == 0) {
-            /* every row has a NULL argument: nothing to ask */
-            ros_vector_init(&u->result, p->types[p->ncols - 1]);
-            u->done = u->ok = true;
-            continue;
-        }
+        if (u->nsent == 0)
+            continue; /* every row has a NULL argument: nothing to ask */
         u->sent = malloc(sizeof(uint32_t) * u->nsent);
-        if (!u->sent || ensure_iota(px, k) < 0) {
+        preq *r = u->sent ? add_req(px, u, NULL, u->nsent, false) : NULL;
+        if (!r || ensure_iota(px, k) < 0) {
             rc = ros_error_oom(err);
             break;
         }
         memcpy(u->sent, px->sent + lo, sizeof(uint32_t) * u->nsent);
         if (lo == 0 && k == px->nsent) {
             /* the whole accumulated argument batch: move it */
-            u->args = px->cur_args;
+            r->args = px->cur_args;
             memset(&px->cur_args, 0, sizeof px->cur_args);
             continue;
         }
         const ros_vector *cols[ROS_UDF_MAX_ARGS + 1];
         for (int i = 0; i < nargs; i++)
             cols[i] = &px->cur_args.cols[i];
-        rc = append_rows(&u->args, cols, nargs, px->iota + lo, u->nsent, err);
+        rc = append_rows(&r->args, cols, nargs, px->iota + lo, u->nsent, err);
     }
     svc_batch_free(&px->cur_args);
     px->nsent = 0;
@@ -378,48 +442,291 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
     return 1;
 }
 
-/* Submits units not yet sent, in order, while the client takes them. */
+/* Submits requests not yet sent, in order, while the client takes them. */
 static int submit_pending(rt_proxy *px, ros_error *err)
 {
     const plan_node *p = px->plan;
     uint32_t flags = (p->u.proxy.ordered ? SVC_FLAG_ORDERED : 0) | (p->u.proxy.is_volatile ? SVC_FLAG_VOLATILE : 0);
     for (unit *u = px->head; u; u = u->next) {
-        if (u->done || u->submitted)
+        if (unit_done(u))
             continue;
-        int rc = svc_client_submit(px->client, u->seq, p->u.proxy.method, flags, &u->args, u, err);
-        if (rc < 0) {
-            if (!err->detail[0])
-                ros_error_detail(err, "While sending arguments of %s to service \"%s\".", p->u.proxy.function,
-                                 p->u.proxy.service);
-            if (strcmp(err->code, SVC_ERR_PROGRAM_LIMIT) == 0 && !err->hint[0])
-                ros_error_hint(err, "Raise the service's max_frame_bytes (ALTER SERVICE %s SET (max_frame_bytes = ...)).",
-                               p->u.proxy.service);
-            return -1;
+        for (uint32_t i = 0; i < u->nreqs; i++) {
+            preq *r = u->reqs[i];
+            if (r->done || r->submitted)
+                continue;
+            int rc = svc_client_submit(px->client, r->seq, p->u.proxy.method, flags | (r->alone ? SVC_FLAG_ALONE : 0),
+                                       &r->args, r, err);
+            if (rc < 0) {
+                if (!err->detail[0])
+                    ros_error_detail(err, "While sending arguments of %s to service \"%s\".", p->u.proxy.function,
+                                     p->u.proxy.service);
+                if (strcmp(err->code, SVC_ERR_PROGRAM_LIMIT) == 0 && !err->hint[0])
+                    ros_error_hint(err,
+                                   "Raise the service's max_frame_bytes (ALTER SERVICE %s SET (max_frame_bytes = ...)).",
+                                   p->u.proxy.service);
+                return -1;
+            }
+            if (rc == 1)
+                return 0; /* in-flight limit: later */
+            r->submitted = true;
         }
-        if (rc == 1)
-            return 0; /* in-flight limit: later */
-        u->submitted = true;
     }
     return 0;
+}
+
+/* True when a request's failure is about its rows (the function's own
+ * error, or instances that died running it), not about reaching the
+ * service (no ready instance, timeout, protocol, size limits). */
+static bool row_failure(const ros_error *e)
+{
+    static const char *const not_rows[] = {ROS_ERR_CANCELED, ROS_ERR_CANNOT_CONNECT_NOW, SVC_ERR_PROTOCOL_VIOLATION,
+                                           SVC_ERR_PROGRAM_LIMIT, ROS_ERR_OUT_OF_MEMORY, ROS_ERR_INTERNAL, NULL};
+    for (int i = 0; not_rows[i]; i++)
+        if (strcmp(e->code, not_rows[i]) == 0)
+            return false;
+    return true;
+}
+
+/* "(-1, 'abc')": the arguments of row k of u, for messages. */
+static void describe_args(rt_proxy *px, unit *u, uint32_t k, char *out, size_t cap)
+{
+    const ros_batch *rows = &u->ch->rows;
+    size_t len = 0;
+    char *buf = NULL;
+    size_t bcap = 0;
+    snprintf(out, cap, "(");
+    ros_batch b;
+    uint32_t row = u->sent[k];
+    b.ncols = rows->ncols;
+    b.nrows = 1;
+    b.cols = calloc(rows->ncols + 1, sizeof(ros_vector));
+    bool ok = b.cols != NULL;
+    for (uint32_t c = 0; ok && c < rows->ncols; c++) {
+        ros_vector_init(&b.cols[c], rows->cols[c].type);
+        ok = rt_vector_gather(&b.cols[c], &rows->cols[c], &row, 1) == 0;
+    }
+    ros_error ignore;
+    ros_error_clear(&ignore);
+    for (int a = 0; ok && a < px->plan->u.proxy.nargs; a++) {
+        const ros_vector *v = rt_expr_eval(px->args[a], &b, &ignore);
+        if (!v)
+            break;
+        len = 0;
+        int r = ros_format_value(v, 0, &buf, &len, &bcap);
+        bool text = v->type == ROS_TYPE_TEXT;
+        size_t used = strlen(out);
+        snprintf(out + used, cap - used, "%s%s%s%s", a ? ", " : "", r == 1 ? "NULL" : text ? "'" : "",
+                 r == 1 ? "" : buf ? buf : "", r != 1 && text ? "'" : "");
+    }
+    size_t used = strlen(out);
+    snprintf(out + used, cap - used, ")");
+    free(buf);
+    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
+        ros_vector_free(&b.cols[c]);
+    free(b.cols);
+}
+
+/* The function failed on row k of u (error e): on_error decides. */
+static void row_failed(rt_proxy *px, unit *u, uint32_t k, const ros_error *e)
+{
+    const plan_node *p = px->plan;
+    char args[512];
+    describe_args(px, u, k, args, sizeof args);
+    if (p->u.proxy.on_error == PLAN_ON_ERROR_FAIL) {
+        u->failed = true;
+        u->error = *e;
+        ros_error_detail(&u->error, "Function %s (service %s) failed on the row with arguments %s.",
+                         p->u.proxy.function, p->u.proxy.service, args);
+        if (!u->error.hint[0])
+            ros_error_hint(&u->error, "Use WITH (on_error = 'null') or 'skip' to go on without such rows.");
+        return;
+    }
+    if (!u->bad && !(u->bad = calloc(u->nsent, 1))) {
+        u->failed = true;
+        ros_error_oom(&u->error);
+        return;
+    }
+    if (!u->bad[k]) {
+        u->bad[k] = 1;
+        u->nbad++;
+        if (px->nfailed++ == 0) {
+            px->first_failure = *e;
+            snprintf(px->first_args, sizeof px->first_args, "%s", args);
+        }
+    }
+}
+
+/* Builds the arguments of r (rows r->idx of its unit) from the unit's rows. */
+static int build_args(rt_proxy *px, preq *r, ros_error *err)
+{
+    unit *u = r->u;
+    const ros_batch *rows = &u->ch->rows;
+    uint32_t *sel = malloc(sizeof(uint32_t) * (r->n ? r->n : 1));
+    ros_batch b = {rows->ncols, r->n, calloc(rows->ncols + 1, sizeof(ros_vector))};
+    int rc = sel && b.cols ? 0 : ros_error_oom(err);
+    for (uint32_t i = 0; rc == 0 && i < r->n; i++)
+        sel[i] = u->sent[r->idx ? r->idx[i] : i];
+    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
+        ros_vector_init(&b.cols[c], rows->cols[c].type);
+    for (uint32_t c = 0; rc == 0 && c < rows->ncols; c++)
+        if (rt_vector_gather(&b.cols[c], &rows->cols[c], sel, r->n) < 0)
+            rc = ros_error_oom(err);
+    int nargs = px->plan->u.proxy.nargs;
+    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
+    for (int i = 0; rc == 0 && i < nargs; i++)
+        if (!(argv[i] = rt_expr_eval(px->args[i], &b, err)))
+            rc = -1;
+    if (rc == 0) {
+        if (ensure_iota(px, r->n) < 0)
+            rc = ros_error_oom(err);
+        else {
+            r->args.ncols = 0;
+            r->args.nrows = 0;
+            rc = append_rows(&r->args, argv, nargs, px->iota, r->n, err);
+        }
+    }
+    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
+        ros_vector_free(&b.cols[c]);
+    free(b.cols);
+    free(sel);
+    return rc;
+}
+
+/* Asks rows idx[0..n) of u again (idx taken). */
+static void retry_rows(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool alone)
+{
+    ros_error e;
+    ros_error_clear(&e);
+    preq *r = add_req(px, u, idx, n, alone);
+    if (!r) {
+        free(idx);
+        u->failed = true;
+        ros_error_oom(&u->error);
+        return;
+    }
+    if (build_args(px, r, &e) < 0) {
+        u->failed = true;
+        u->error = e;
+    }
+}
+
+/* Request r failed with e (error_row: its failing row, or -1). */
+static void req_failed(rt_proxy *px, preq *r, const ros_error *e, int64_t error_row)
+{
+    unit *u = r->u;
+    if (!row_failure(e)) {
+        u->failed = true;
+        u->error = *e;
+        return;
+    }
+    /* instances died running it: suspect every row, ask each alone (in the
+     * instance's sandbox, which names a poison row without dying) */
+    bool crashed = strcmp(e->code, ROS_ERR_CONNECTION) == 0;
+    if (!(crashed && !r->alone) && (r->n == 1 || (error_row >= 0 && (uint64_t)error_row < r->n))) {
+        uint32_t at = r->n == 1 ? 0 : (uint32_t)error_row;
+        row_failed(px, u, r->idx ? r->idx[at] : at, e);
+        if (u->failed || r->n == 1)
+            return;
+        /* the other rows again, without the one the service named */
+        uint32_t *idx = malloc(sizeof(uint32_t) * (r->n - 1));
+        if (!idx) {
+            u->failed = true;
+            ros_error_oom(&u->error);
+            return;
+        }
+        for (uint32_t i = 0, j = 0; i < r->n; i++)
+            if (i != at)
+                idx[j++] = r->idx ? r->idx[i] : i;
+        retry_rows(px, u, idx, r->n - 1, r->alone);
+        return;
+    }
+    /* the row is unknown: ask every row alone */
+    for (uint32_t i = 0; i < r->n && !u->failed; i++) {
+        uint32_t *idx = malloc(sizeof(uint32_t));
+        if (!idx) {
+            u->failed = true;
+            ros_error_oom(&u->error);
+            return;
+        }
+        idx[0] = r->idx ? r->idx[i] : i;
+        retry_rows(px, u, idx, 1, true);
+    }
 }
 
 static void collect(rt_proxy *px, int wait_ms)
 {
     svc_result res;
     while (svc_client_poll(px->client, wait_ms, &res) == 1) {
-        unit *u = res.tag;
-        u->done = true;
-        u->ok = res.ok;
+        preq *r = res.tag;
+        unit *u = r->u;
+        r->done = true;
+        r->ok = res.ok;
+        u->open--;
         if (res.ok) {
-            u->result = res.out;
+            ros_vector_free(&r->result);
+            r->result = res.out;
             memset(&res.out, 0, sizeof res.out);
-        } else {
-            u->error = res.error;
-            u->error_row = res.error_row;
+        } else if (!u->failed) {
+            req_failed(px, r, &res.error, res.error_row);
         }
         svc_result_clear(&res);
         wait_ms = 0;
     }
+}
+
+/* The result column of u (nsent rows; failed rows NULL) into res. */
+static int unit_result(rt_proxy *px, unit *u, ros_vector *res, ros_error *err)
+{
+    const plan_node *p = px->plan;
+    ros_type rt = p->types[p->ncols - 1];
+    for (uint32_t i = 0; i < u->nreqs; i++) {
+        preq *r = u->reqs[i];
+        if (!r->ok)
+            continue;
+        if (r->result.len != r->n)
+            return ros_error_set(err, ROS_ERR_EXTERNAL, "service \"%s\" answered %u rows for %u", p->u.proxy.service,
+                                 r->result.len, r->n);
+        if (r->n && r->result.type != rt)
+            return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH,
+                                 "service \"%s\" returned type %s, but function %s returns %s", p->u.proxy.service,
+                                 ros_type_name(r->result.type), p->u.proxy.function, ros_type_name(rt));
+    }
+    if (u->nreqs == 1 && u->reqs[0]->ok && !u->reqs[0]->idx) {
+        /* the common case: one request answered every row */
+        ros_vector_free(res);
+        *res = u->reqs[0]->result;
+        ros_vector_init(&u->reqs[0]->result, rt);
+        return 0;
+    }
+    /* rows answered by several requests (after a failure): put them in order */
+    uint32_t *owner = malloc(sizeof(uint32_t) * (u->nsent + 1));
+    uint32_t *pos = malloc(sizeof(uint32_t) * (u->nsent + 1));
+    if (!owner || !pos) {
+        free(owner);
+        free(pos);
+        return ros_error_oom(err);
+    }
+    for (uint32_t k = 0; k < u->nsent; k++)
+        owner[k] = UINT32_MAX;
+    for (uint32_t i = 0; i < u->nreqs; i++) {
+        preq *r = u->reqs[i];
+        for (uint32_t j = 0; r->ok && j < r->n; j++) {
+            uint32_t k = r->idx ? r->idx[j] : j;
+            owner[k] = i;
+            pos[k] = j;
+        }
+    }
+    int rc = 0;
+    ros_vector_reset(res);
+    for (uint32_t k = 0; k < u->nsent && rc == 0; k++) {
+        if (owner[k] == UINT32_MAX)
+            rc = ros_vector_append_null(res) < 0 ? ros_error_oom(err) : 0;
+        else
+            rc = rt_vector_append_row(res, &u->reqs[owner[k]]->result, pos[k]) < 0 ? ros_error_oom(err) : 0;
+    }
+    free(owner);
+    free(pos);
+    return rc;
 }
 
 /* Builds the output batch of a finished unit. */
@@ -427,52 +734,95 @@ static int emit(rt_proxy *px, unit *u, ros_batch *out, ros_error *err)
 {
     const plan_node *p = px->plan;
     ros_type rt = p->types[p->ncols - 1];
-    if (!u->ok) {
+    if (u->failed) {
         *err = u->error;
-        if (u->error_row >= 0 && (uint64_t)u->error_row < u->nsent)
-            ros_error_detail(err, "Function %s (service %s) failed on input row %u of request %llu.",
-                             p->u.proxy.function, p->u.proxy.service, u->sent[u->error_row] - u->start,
-                             (unsigned long long)u->seq);
         return -1;
     }
-    if (u->result.len != u->nsent)
-        return ros_error_set(err, ROS_ERR_EXTERNAL, "service \"%s\" answered %u rows for %u", p->u.proxy.service,
-                             u->result.len, u->nsent);
-    if (u->nsent && u->result.type != rt)
-        return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH,
-                             "service \"%s\" returned type %s, but function %s returns %s", p->u.proxy.service,
-                             ros_type_name(u->result.type), p->u.proxy.function, ros_type_name(rt));
+    ros_vector sent_res;
+    ros_vector_init(&sent_res, rt);
+    if (u->nsent && unit_result(px, u, &sent_res, err) < 0) {
+        ros_vector_free(&sent_res);
+        return -1;
+    }
+    /* output rows: the unit's rows, less those dropped by on_error = 'skip' */
+    bool skip = u->nbad && p->u.proxy.on_error == PLAN_ON_ERROR_SKIP;
     uint32_t n = u->end - u->start;
-    if (ensure_iota(px, u->end) < 0)
+    const uint32_t *rows = NULL;
+    uint32_t *keep = NULL;
+    if (ensure_iota(px, u->end) < 0) {
+        ros_vector_free(&sent_res);
         return ros_error_oom(err);
+    }
+    rows = px->iota + u->start;
+    if (skip) {
+        if (!(keep = malloc(sizeof(uint32_t) * (n ? n : 1)))) {
+            ros_vector_free(&sent_res);
+            return ros_error_oom(err);
+        }
+        uint32_t m = 0;
+        for (uint32_t r = u->start, k = 0; r < u->end; r++) {
+            bool sent = k < u->nsent && u->sent[k] == r;
+            if (!(sent && u->bad[k]))
+                keep[m++] = r;
+            k += sent;
+        }
+        n = m;
+        rows = keep;
+    }
     rt_batch_reset(out);
-    bool whole = u->start == 0 && u->end == u->ch->rows.nrows && u->ch->refs == 1;
-    for (int c = 0; c < p->ncols - 1; c++) {
+    bool whole = !skip && u->start == 0 && u->end == u->ch->rows.nrows && u->ch->refs == 1;
+    int rc = 0;
+    for (int c = 0; c < p->ncols - 1 && rc == 0; c++) {
         if (whole) {
             /* the unit is its chunk's only user: move the rows, do not copy */
             ros_vector_free(&out->cols[c]);
             out->cols[c] = u->ch->rows.cols[c];
             ros_vector_init(&u->ch->rows.cols[c], out->cols[c].type);
-        } else if (rt_vector_gather(&out->cols[c], &u->ch->rows.cols[c], px->iota + u->start, n) < 0)
-            return ros_error_oom(err);
+        } else if (rt_vector_gather(&out->cols[c], &u->ch->rows.cols[c], rows, n) < 0)
+            rc = ros_error_oom(err);
     }
     ros_vector *res = &out->cols[p->ncols - 1];
-    if (u->nsent == n) {
+    if (rc == 0 && u->nsent == u->end - u->start && !skip) {
         ros_vector_free(res);
-        *res = u->result;
-        ros_vector_init(&u->result, res->type);
-    } else {
+        *res = sent_res;
+        ros_vector_init(&sent_res, rt);
+    } else if (rc == 0) {
         ros_vector_reset(res);
-        for (uint32_t r = u->start, k = 0; r < u->end; r++) {
-            int rc = k < u->nsent && u->sent[k] == r ? rt_vector_append_row(res, &u->result, k++)
-                                                      : ros_vector_append_null(res);
-            if (rc < 0)
-                return ros_error_oom(err);
+        for (uint32_t r = u->start, k = 0; r < u->end && rc == 0; r++) {
+            bool sent = k < u->nsent && u->sent[k] == r;
+            if (sent && skip && u->bad[k]) {
+                k++;
+                continue;
+            }
+            int a = sent ? rt_vector_append_row(res, &sent_res, k++) : ros_vector_append_null(res);
+            if (a < 0)
+                rc = ros_error_oom(err);
         }
     }
+    ros_vector_free(&sent_res);
+    free(keep);
     out->nrows = n;
-    return 0;
+    return rc;
 }
+
+/* At the end of the input: the rows on_error treated, as a notice. */
+static void report(rt_proxy *px)
+{
+    if (px->reported || px->nfailed == 0 || !px->ctx->notice)
+        return;
+    px->reported = true;
+    const plan_node *p = px->plan;
+    char msg[1400];
+    snprintf(msg, sizeof msg, "function %s failed on %llu row%s, which %s (on_error = '%s'); the first had arguments %s: %s",
+             p->u.proxy.function, (unsigned long long)px->nfailed, px->nfailed == 1 ? "" : "s",
+             p->u.proxy.on_error == PLAN_ON_ERROR_SKIP ? (px->nfailed == 1 ? "was skipped" : "were skipped")
+                                                       : "got NULL",
+             p->u.proxy.on_error == PLAN_ON_ERROR_SKIP ? "skip" : "null", px->first_args,
+             px->first_failure.message);
+    px->ctx->notice(px->ctx->notice_arg, msg);
+}
+
+uint64_t rt_proxy_failed_rows(const rt_proxy *px) { return px->nfailed; }
 
 int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void *, ros_error *), void *check_arg,
                   ros_error *err)
@@ -483,9 +833,9 @@ int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void 
         /* a finished unit to emit */
         unit *prev = NULL, *u = px->head;
         if (!px->plan->u.proxy.ordered)
-            for (; u && !u->done; prev = u, u = u->next)
+            for (; u && !unit_done(u); prev = u, u = u->next)
                 ;
-        if (u && u->done) {
+        if (u && unit_done(u)) {
             if (prev)
                 prev->next = u->next;
             else
@@ -511,8 +861,10 @@ int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void 
             collect(px, 0);
             continue;
         }
-        if (!px->head)
+        if (!px->head) {
+            report(px);
             return 0;
+        }
         if (submit_pending(px, err) < 0)
             return -1;
         collect(px, 50);

@@ -24,4 +24,7 @@ int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void 
 
 void rt_proxy_free(rt_proxy *px);
 
+/* Rows given the on_error treatment ('null' or 'skip') so far. */
+uint64_t rt_proxy_failed_rows(const rt_proxy *px);
+
 #endif /* RT_PROXY_H */

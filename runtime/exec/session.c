@@ -254,11 +254,17 @@ static void exec_ctx_init(ros_session *s, rt_exec_ctx *ec)
     }
 }
 
+static void notice_cb(void *arg, const char *msg) { rt_notice(arg, "%s", msg); }
+
 /* Runs plan and streams its rows to sink; *rows gets the count. */
 static int run_query(ros_session *s, plan_node *plan, const ros_result_sink *sink, int64_t *rows, ros_error *err)
 {
     rt_exec_ctx ec;
     exec_ctx_init(s, &ec);
+    if (sink) {
+        ec.notice = notice_cb;
+        ec.notice_arg = (void *)sink;
+    }
     rt_op *op = rt_op_build(&ec, plan, err);
     if (!op)
         return -1;
