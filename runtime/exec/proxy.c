@@ -69,6 +69,7 @@ struct unit {
     uint32_t open;       /* requests not answered */
     uint8_t *bad;        /* NULL, or nsent flags: the function failed on that row */
     uint32_t nbad;
+    uint64_t no;         /* units numbered in input order */
     bool failed;         /* the query fails with error */
     ros_error error;
 };
@@ -94,6 +95,8 @@ struct rt_proxy {
     uint64_t nfailed;    /* rows given the on_error treatment */
     ros_error first_failure; /* the first of them */
     char first_args[256];    /* its arguments */
+    uint64_t first_at;       /* its place: unit number << 32 | row */
+    uint64_t next_unit;
     bool reported;
 };
 
@@ -300,6 +303,7 @@ static int cut_units(rt_proxy *px, ros_error *err)
         }
         u->ch = ch;
         ch->refs++;
+        u->no = px->next_unit++;
         u->start = start;
         u->end = end;
         if (px->tail)
@@ -549,7 +553,10 @@ static void row_failed(rt_proxy *px, unit *u, uint32_t k, const ros_error *e)
     if (!u->bad[k]) {
         u->bad[k] = 1;
         u->nbad++;
-        if (px->nfailed++ == 0) {
+        /* the notice names the earliest such row in input order */
+        uint64_t at = u->no << 32 | k;
+        if (px->nfailed++ == 0 || at < px->first_at) {
+            px->first_at = at;
             px->first_failure = *e;
             snprintf(px->first_args, sizeof px->first_args, "%s", args);
         }

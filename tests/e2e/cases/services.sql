@@ -23,6 +23,11 @@ CREATE SERVICE neg USING 'examples/librosql_example_udf.so:fail_on_negative_udf'
 CREATE FUNCTION neg(bigint) RETURNS bigint SERVICE neg;
 SELECT sum(neg(id)) FROM g;
 SELECT sum(neg(id - 10)) FROM g;
+ALTER FUNCTION neg SET (on_error = 'null');
+SELECT count(*), count(neg(id - 10)), sum(neg(id - 10)) FROM g;
+ALTER FUNCTION neg SET (on_error = 'skip', max_batch = 100);
+SELECT count(*), sum(neg(id - 10)) FROM g;
+ALTER FUNCTION neg SET (on_error = 'maybe');
 CREATE SERVICE small USING 'builtin:echo' WITH (max_frame_bytes = 4096, max_batch = 1000);
 CREATE FUNCTION small_t(text) RETURNS text IMMUTABLE SERVICE small;
 SELECT count(*) FILTER (WHERE small_t(t) = t) AS same, count(small_t(t)) AS not_null FROM g;
