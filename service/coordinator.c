@@ -77,6 +77,7 @@ typedef struct inst {
     char url[320];
     inst_state st;
     int fails;          /* failures in a row without becoming ready */
+    bool drained;       /* stopped by a drain (scale-in, DROP), not a crash */
     int64_t restarts;
     int64_t next_start; /* I_BACKOFF: start at (ms) */
     int64_t drain_deadline;
@@ -397,6 +398,7 @@ static void inst_exited(coord *c, inst *i, int status)
         logf_("%s[%d] stopped (%s)", i->service, i->idx, reason);
         i->st = I_FAILED; /* removed by reconcile: no longer wanted */
         i->fails = CRASH_LOOP_LIMIT;
+        i->drained = true;
         snprintf(i->last_error, sizeof i->last_error, "stopped");
         return;
     }
@@ -563,6 +565,15 @@ static void reconcile(coord *c)
                 i = inst_new(c, s->name, s->id, idx);
             if (!i)
                 continue;
+            if (i->pid == 0 && !i->remote && (i->drained || i->st == I_DRAINING)) {
+                /* drained and gone (scaled in, or its service dropped), and
+                 * wanted again (scaled out, or a new service of that name) */
+                i->st = I_BACKOFF;
+                i->fails = 0;
+                i->drained = false;
+                i->last_error[0] = '\0';
+                i->next_start = now;
+            }
             i->service_id = s->id;
             if (i->st == I_BACKOFF && now >= i->next_start && !m->failed)
                 inst_start(c, i, s);

@@ -158,7 +158,9 @@ static int filter_next(rt_op *op, ros_batch **out, ros_error *err)
                 op->sel[k++] = i;
         if (k == 0)
             continue;
-        for (uint32_t c = 0; c < in->ncols; c++)
+        /* the filter's own columns: a call's proxy below it adds one that
+         * only the condition reads */
+        for (uint32_t c = 0; c < op->out.ncols && c < in->ncols; c++)
             if (rt_vector_gather(&op->out.cols[c], &in->cols[c], op->sel, k) < 0)
                 return ros_error_oom(err);
         op->out.nrows = k;

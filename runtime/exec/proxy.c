@@ -33,6 +33,7 @@
 #include <rosql/rosql.h>
 #include <rosql/udf.h>
 
+#include "runtime/core/strbuf.h"
 #include "runtime/core/types.h"
 #include "service/client.h"
 #include "service/coordinator.h"
@@ -539,8 +540,11 @@ static void row_failed(rt_proxy *px, unit *u, uint32_t k, const ros_error *e)
     if (p->u.proxy.on_error == PLAN_ON_ERROR_FAIL) {
         u->failed = true;
         u->error = *e;
-        ros_error_detail(&u->error, "Function %s (service %s) failed on the row with arguments %s.",
-                         p->u.proxy.function, p->u.proxy.service, args);
+        ros_strbuf d = ROS_STRBUF_INIT;
+        ros_strbuf_appendf(&d, "Function %s (service %s) failed on the row with arguments %s.%s%s", p->u.proxy.function,
+                           p->u.proxy.service, args, e->detail[0] ? " " : "", e->detail);
+        snprintf(u->error.detail, sizeof u->error.detail, "%.*s", (int)sizeof u->error.detail - 1, ros_strbuf_cstr(&d));
+        ros_strbuf_free(&d);
         if (!u->error.hint[0])
             ros_error_hint(&u->error, "Use WITH (on_error = 'null') or 'skip' to go on without such rows.");
         return;

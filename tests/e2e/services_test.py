@@ -9,81 +9,14 @@ tests kill whatever is left of their processes at the end.
 
   services_test.py ROSQL BUILD_DIR [TEST...]
 """
-import csv
-import io
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
-ROSQL = BUILD = None
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-class Db:
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.path = os.path.join(tmp, "t.db")
-
-    def run(self, stmt, timeout=120, ok=True):
-        p = subprocess.run([ROSQL, self.path, "-q", "--csv", "-c", stmt], capture_output=True, text=True,
-                           timeout=timeout, cwd=self.tmp)
-        if ok and p.returncode != 0:
-            raise Failure("statement failed: %s\n%s%s" % (stmt, p.stdout, p.stderr))
-        return p
-
-    def rows(self, stmt, **kw):
-        out = self.run(stmt, **kw).stdout
-        return list(csv.DictReader(io.StringIO(out)))
-
-    def instances(self, service):
-        return [r for r in self.rows("SHOW SERVICES") if r["service"] == service and r["instance"].isdigit()]
-
-    def service(self, service):
-        for r in self.rows("SHOW SERVICES"):
-            if r["service"] == service and not r["instance"].isdigit():
-                return r
-        return None
-
-
-def wait_until(fn, timeout, what):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise Failure("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
-
-
-def ready(db, service, n):
-    ins = db.instances(service)
-    return ins if len(ins) == n and all(i["state"] == "ready" for i in ins) else None
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
-
+import harness
+from harness import Failure, alive, check, ready, wait_until  # noqa: F401
 
 def datagen(db, rows):
     db.run("CREATE TABLE g (id bigint) WITH (connector = 'datagen', rows = %d)" % rows)
@@ -128,7 +61,7 @@ def test_kill_instance_mid_query(db):
     ins = wait_until(lambda: ready(db, "d", 2), 30, "two ready instances")
     victim = int(ins[0]["pid"])
     db.run("CREATE FUNCTION slow(bigint) RETURNS bigint SERVICE d WITH (max_retries = 5)")
-    q = subprocess.Popen([ROSQL, db.path, "-q", "-c", "CREATE TABLE out AS SELECT id, slow(id) AS v FROM g"],
+    q = subprocess.Popen([harness.ROSQL, db.path, "-q", "-c", "CREATE TABLE out AS SELECT id, slow(id) AS v FROM g"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=db.tmp)
     # kill once the query is well under way
     wait_until(lambda: sum(int(i["rows"]) for i in db.instances("d")) > 20000, 30, "the query to be under way")
@@ -188,7 +121,7 @@ def test_scale_and_remote_worker(db):
     db.run("ALTER SERVICE r SET (instances = 1)")
     wait_until(lambda: ready(db, "r", 1), 30, "one instance after scaling in")
     # a worker started by hand on tcp registers with the coordinator
-    rosd = os.path.join(BUILD, "service", "rosd")
+    rosd = os.path.join(harness.BUILD, "service", "rosd")
     port = 20000 + os.getpid() % 20000
     run_dir = db.path + ".run"
     w = subprocess.Popen([rosd, "worker", "--handler", "builtin:echo", "--listen", "tcp://127.0.0.1:%d" % port,
@@ -214,7 +147,7 @@ def test_c_function_calls_service(db):
     datagen(db, 5000)
     db.run("CREATE SERVICE echo USING 'builtin:echo'")
     wait_until(lambda: ready(db, "echo", 1), 30, "a ready instance")
-    lib = os.path.join(BUILD, "examples", "librosql_example_client.so")
+    lib = os.path.join(harness.BUILD, "examples", "librosql_example_client.so")
     db.run("CREATE FUNCTION via_echo(bigint) RETURNS bigint LANGUAGE c AS '%s', 'via_echo_udf'" % lib)
     r = db.rows("SELECT count(*) FILTER (WHERE via_echo(id) = id + 1) AS ok, sum(via_echo(id)) AS s FROM g")[0]
     check(r == {"ok": "5000", "s": str(sum(range(2, 5002)))}, "results through the service: %r" % r)
@@ -273,50 +206,6 @@ def drop(db, service, functions):
 
 # ---------------------------------------------------------------- driver
 
-def kill_leftovers(tmp):
-    """Kills processes whose command line names tmp (instances, coordinator)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                cmd = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if tmp in cmd and "rosd" in cmd:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def main():
-    global ROSQL, BUILD
-    ROSQL, BUILD = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    names = sys.argv[3:] or [n for n in globals() if n.startswith("test_")]
-    failed = 0
-    for name in names:
-        tmp = tempfile.mkdtemp(prefix="rosql-svc-", dir="/tmp")
-        t0 = time.time()
-        try:
-            globals()[name](Db(tmp))
-            print("ok   %s (%.1fs)" % (name, time.time() - t0))
-        except Exception as e:  # noqa: BLE001 (report and go on)
-            failed += 1
-            print("FAIL %s (%.1fs): %s" % (name, time.time() - t0, e))
-            if not isinstance(e, Failure):
-                traceback.print_exc()
-            for log in sorted(os.listdir(tmp + "/t.db.run")) if os.path.isdir(tmp + "/t.db.run") else []:
-                if log.endswith(".log"):
-                    with open(os.path.join(tmp, "t.db.run", log)) as f:
-                        print("---- %s\n%s" % (log, f.read()[-3000:]))
-        finally:
-            subprocess.run(["rm", "-rf", tmp])
-            time.sleep(0.3)
-            kill_leftovers(tmp)
-    print("%d of %d failed" % (failed, len(names)))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.run_tests({n: f for n, f in globals().items() if n.startswith("test_")}, sys.argv,
+                               "rosql-svc-"))
