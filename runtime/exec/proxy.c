@@ -95,7 +95,7 @@ struct rt_proxy {
     ros_batch guarded;   /* the child's rows that need it, when not all do */
     uint64_t nfailed;    /* rows given the on_error treatment */
     ros_error first_failure; /* the first of them */
-    char first_args[256];    /* its arguments */
+    char first_args[512];    /* its arguments */
     uint64_t first_at;       /* its place: unit number << 32 | row */
     uint64_t next_unit;
     bool reported;
