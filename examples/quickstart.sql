@@ -39,4 +39,18 @@ SHOW SERVICES;
 DROP FUNCTION remote_score;
 DROP SERVICE scorer;
 
+-- 5. Automatic decoupling: annotate the function and the planner runs each
+--    call through a proxy and the function's own service (created on first
+--    use, named after it); the query does not change.
+CREATE FUNCTION dscore(text) RETURNS double precision
+  LANGUAGE c AS 'build/examples/librosql_example_udf.so', 'score_udf' IMMUTABLE
+  WITH (decoupled = true, instances = 2, max_batch = 256);
+EXPLAIN SELECT id, dscore(note) FROM events WHERE dscore(note) > 0.5 AND id < 100;
+SELECT count(*), round(sum(dscore(note))) AS total FROM events WHERE id < 20000;
+SET decoupling = off;  -- the same query in-process, for comparison
+SELECT count(*), round(sum(dscore(note))) AS total FROM events WHERE id < 20000;
+SET decoupling = on;
+SHOW SERVICES;
+DROP FUNCTION dscore;  -- drops its service too
+
 EXPLAIN SELECT user_id, count(*) FROM events WHERE amount > 10 GROUP BY user_id ORDER BY 2 DESC LIMIT 3;

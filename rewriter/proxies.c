@@ -308,6 +308,53 @@ static plan_node *make_proxy(extract *x, plan_node *top, int k)
     return p;
 }
 
+/* True when proxy p computes call (same function, arguments over the same
+ * columns, every row: no guard), so its column can be read instead. */
+static bool same_call(const plan_node *p, const plan_expr *call)
+{
+    if (call->u.udf.is_volatile || p->u.proxy.guard || strcmp(p->u.proxy.function, call->u.udf.name) != 0 ||
+        strcmp(p->u.proxy.service, call->u.udf.service) != 0 || p->u.proxy.nargs != call->nargs ||
+        (p->u.proxy.method == NULL) != (call->u.udf.method == NULL) ||
+        (p->u.proxy.method && strcmp(p->u.proxy.method, call->u.udf.method) != 0))
+        return false;
+    for (int i = 0; i < call->nargs; i++)
+        if (!plan_expr_equal(p->u.proxy.args[i], call->args[i]))
+            return false;
+    return true;
+}
+
+/* The column of base that already holds call k (a proxy below a Filter that
+ * passes its columns up, see expose_proxies), or -1. */
+static int computed_below(extract *x, const plan_node *base, int k)
+{
+    for (const plan_node *n = base; n && (n->kind == PN_FILTER || n->kind == PN_PROXY); n = n->child)
+        if (n->kind == PN_PROXY && n->ncols <= base->ncols && same_call(n, x->calls[k]))
+            return n->ncols - 1;
+    return -1;
+}
+
+/* A Filter whose condition called services, below a Project or Aggregate:
+ * it passes its proxies' columns up too, so the operator above reads a call
+ * it shares with the WHERE clause (SELECT f(x) ... WHERE f(x) > 0: one
+ * remote call) instead of asking again. */
+static plan_node *expose_proxies(rw_ctx *ctx, plan_node *child)
+{
+    if (!child || child->kind != PN_FILTER || !child->child || child->child->kind != PN_PROXY ||
+        child->child->ncols <= child->ncols)
+        return child;
+    const plan_node *below = child->child;
+    plan_node *c = plan_node_new(ctx->arena, PN_FILTER, child->child, below->ncols);
+    if (!c) {
+        ros_error_oom(ctx->err);
+        return NULL;
+    }
+    memcpy(c->names, below->names, sizeof(char *) * below->ncols);
+    memcpy(c->types, below->types, sizeof(ros_type) * below->ncols);
+    c->est_rows = child->est_rows;
+    c->u.filter = child->u.filter;
+    return c;
+}
+
 /* Stacks the proxies of every call in slots[0..n) over base and rewrites the
  * slots; returns the new top (base when there is no call). */
 static plan_node *extract_calls(rw_ctx *ctx, int *next_op, plan_node *base, plan_expr ***slots, int n)
@@ -324,9 +371,12 @@ static plan_node *extract_calls(rw_ctx *ctx, int *next_op, plan_node *base, plan
     for (int k = 0; k < x.ncalls; k++)
         x.col[k] = -1;
     plan_node *top = base;
-    for (int k = 0; k < x.ncalls; k++)
+    for (int k = 0; k < x.ncalls; k++) {
+        if ((x.col[k] = computed_below(&x, base, k)) >= 0)
+            continue; /* the same call already computed for a WHERE below */
         if (!(top = make_proxy(&x, top, k)))
             return NULL;
+    }
     for (int i = 0; i < n; i++)
         if (*slots[i] && !(*slots[i] = rewrite_expr(&x, *slots[i])))
             return NULL;
@@ -416,7 +466,7 @@ static plan_node *rewrite_node(rw_ctx *ctx, int *next_op, plan_node *p, bool *ch
             slots[i] = &exprs[i];
         }
         c->u.project.exprs = exprs;
-        if (!(c->child = extract_calls(ctx, next_op, child, slots, p->ncols)))
+        if (!(child = expose_proxies(ctx, child)) || !(c->child = extract_calls(ctx, next_op, child, slots, p->ncols)))
             return NULL;
         *changed = true;
         return c;
@@ -450,7 +500,7 @@ static plan_node *rewrite_node(rw_ctx *ctx, int *next_op, plan_node *p, bool *ch
         }
         c->u.agg.group = group;
         c->u.agg.aggs = aggs;
-        if (!(c->child = extract_calls(ctx, next_op, child, slots, n)))
+        if (!(child = expose_proxies(ctx, child)) || !(c->child = extract_calls(ctx, next_op, child, slots, n)))
             return NULL;
         *changed = true;
         return c;

@@ -72,6 +72,11 @@ def test_corpus(db):
     # the same call written twice is one proxy
     plan = "\n".join(result(db, "EXPLAIN SELECT x, inc(x), inc(x) + 1 FROM g", "on"))
     check(plan.count("Proxy inc ") == 1, "the repeated call is not one proxy:\n" + plan)
+    # ... also when one is in WHERE and one in the select list or an aggregate
+    for q in ("SELECT x, inc(x) FROM g WHERE inc(x) > 50 AND x < 90",
+              "SELECT sum(inc(x)) FROM g WHERE inc(x) % 2 = 0"):
+        plan = "\n".join(result(db, "EXPLAIN " + q, "on"))
+        check(plan.count("Proxy inc ") == 1, "WHERE and select list do not share the call:\n" + plan)
     # nested: two proxies in sequence, inner first
     plan = "\n".join(result(db, "EXPLAIN SELECT inc(words(y)) FROM g", "on"))
     check(plan.index("Proxy inc ") < plan.index("Proxy words "), "nested proxies out of order:\n" + plan)

@@ -31,6 +31,9 @@ SELECT inc(1);
 SELECT inc(1), words('a b c');
 -- the same call twice is one call; different functions in one query
 SELECT x, inc(x), inc(x) + 1 FROM g WHERE x < 50 ORDER BY x;
+SELECT x, inc(x) FROM g WHERE inc(x) > 50 AND x < 90 ORDER BY x;
+SELECT sum(inc(x)), count(*) FROM g WHERE inc(x) % 2 = 0;
+SELECT x, inc2(x) FROM g WHERE inc2(x) % 7 = 0 ORDER BY x;
 SELECT x, inc(x), words(y), inc2(x) FROM g WHERE x < 200 ORDER BY x;
 -- nested: both decoupled; only the inner one decoupled
 SELECT x, inc(inc(x)) FROM g WHERE x < 300 ORDER BY x;
