@@ -29,7 +29,7 @@
 
 #include "runtime/core/error.h"
 
-#define CAT_SCHEMA_VERSION 1
+#define CAT_SCHEMA_VERSION 2
 
 typedef struct cat_db cat_db;
 
@@ -223,6 +223,25 @@ int cat_instance_delete(cat_db *db, int64_t service_id, int idx, ros_error *err)
  * ordered by service, idx. */
 int cat_instance_list(cat_db *db, int64_t service_id, cat_instance ***out, int *n, ros_error *err);
 void cat_instance_free(cat_instance *in);
+
+/* The service log: scaling steps (manual and automatic) and supervision
+ * (instance ready, crashed, failed), each with its reason. */
+typedef struct cat_service_event {
+    int64_t id;
+    char *service;
+    double at;              /* unix time */
+    char *event;            /* scale_out, scale_in, autoscale_up, ... */
+    int instances;          /* desired instances after the event, -1 none */
+    char *reason;
+} cat_service_event;
+
+/* Appends an event and keeps the newest CAT_SERVICE_EVENTS_KEPT of its service. */
+#define CAT_SERVICE_EVENTS_KEPT 1000
+int cat_service_event_add(cat_db *db, const char *service, const char *event, int instances, const char *reason,
+                          ros_error *err);
+/* Events of one service (or all when service is NULL), oldest first. */
+int cat_service_event_list(cat_db *db, const char *service, cat_service_event ***out, int *n, ros_error *err);
+void cat_service_event_free(cat_service_event *e);
 
 /* ------------------------------------------------------------------ */
 /* Jobs and checkpoints (used by the streaming issue; schema now) */

@@ -133,9 +133,20 @@ static const char schema_v1[] =
     "  state BLOB);"
     "CREATE INDEX rosql_checkpoints_job ON rosql_checkpoints (job_id, id);";
 
+/* Version 2: the scaling and supervision log of services (SHOW SERVICE EVENTS). */
+static const char schema_v2[] =
+    "CREATE TABLE rosql_service_events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  service TEXT NOT NULL,"
+    "  at REAL NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  instances INTEGER,"
+    "  reason TEXT);"
+    "CREATE INDEX rosql_service_events_service ON rosql_service_events (service, id);";
+
 const cat_migration cat_migrations[CAT_SCHEMA_VERSION] = {
     {1, schema_v1},
-    /* {2, "ALTER TABLE ...;"}, */
+    {2, schema_v2},
 };
 
 /* ------------------------------------------------------------------ */

@@ -393,3 +393,89 @@ void cat_instance_free(cat_instance *in)
     free(in->last_error);
     free(in);
 }
+
+/* ------------------------------------------------------------------ */
+/* Events */
+
+int cat_service_event_add(cat_db *db, const char *service, const char *event, int instances, const char *reason,
+                          ros_error *err)
+{
+    bool sp;
+    if (cat_op_begin(db, &sp, err) < 0)
+        return -1;
+    int rc = -1;
+    sqlite3_stmt *st;
+    if (cat_prepare(db,
+                    "INSERT INTO rosql_service_events (service, at, event, instances, reason) VALUES (?, ?, ?, ?, ?)",
+                    &st, err) < 0)
+        goto done;
+    cat_bind_text(st, 1, service);
+    sqlite3_bind_double(st, 2, cat_now());
+    cat_bind_text(st, 3, event);
+    if (instances >= 0)
+        sqlite3_bind_int(st, 4, instances);
+    else
+        sqlite3_bind_null(st, 4);
+    cat_bind_text(st, 5, reason);
+    if (cat_step_done(db, st, err) < 0)
+        goto done;
+    if (cat_prepare(db,
+                    "DELETE FROM rosql_service_events WHERE service = ?1 AND id <= "
+                    "(SELECT id FROM rosql_service_events WHERE service = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    &st, err) < 0)
+        goto done;
+    cat_bind_text(st, 1, service);
+    sqlite3_bind_int(st, 2, CAT_SERVICE_EVENTS_KEPT);
+    rc = cat_step_done(db, st, err);
+done:
+    return cat_op_end(db, sp, rc, err);
+}
+
+static void *event_row(cat_db *db, sqlite3_stmt *st, ros_error *err)
+{
+    (void)db;
+    bool oom = false;
+    cat_service_event *e = calloc(1, sizeof *e);
+    if (!e) {
+        ros_error_oom(err);
+        return NULL;
+    }
+    e->id = sqlite3_column_int64(st, 0);
+    e->service = cat_col_dup(st, 1, &oom);
+    e->at = sqlite3_column_double(st, 2);
+    e->event = cat_col_dup(st, 3, &oom);
+    e->instances = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 4);
+    e->reason = cat_col_dup(st, 5, &oom);
+    if (oom) {
+        cat_service_event_free(e);
+        ros_error_oom(err);
+        return NULL;
+    }
+    return e;
+}
+
+static void event_free_any(void *e) { cat_service_event_free(e); }
+
+int cat_service_event_list(cat_db *db, const char *service, cat_service_event ***out, int *n, ros_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (cat_prepare(db,
+                    "SELECT id, service, at, event, instances, reason FROM rosql_service_events "
+                    "WHERE ?1 IS NULL OR service = ?1 ORDER BY id",
+                    &st, err) < 0)
+        return -1;
+    cat_bind_text(st, 1, service);
+    return cat_collect(db, st, event_row, event_free_any, (void ***)out, n, err);
+}
+
+void cat_service_event_free(cat_service_event *e)
+{
+    if (!e)
+        return;
+    free(e->service);
+    free(e->event);
+    free(e->reason);
+    free(e);
+}

@@ -381,7 +381,7 @@ static void test_empty_version_zero_file_is_created(void **state)
     sqlite3_close(sq);
     fx->db = cat_open(fx->path, &fx->err);
     assert_non_null(fx->db);
-    assert_int_equal(cat_schema_version(fx->db), 1);
+    assert_int_equal(cat_schema_version(fx->db), CAT_SCHEMA_VERSION);
     assert_int_equal(create_table(fx->db, "t", NULL, &fx->err), 0);
 }
 
@@ -393,7 +393,7 @@ static void test_newer_version_refused(void **state)
     fx->db = cat_open(fx->path, &fx->err);
     assert_null(fx->db);
     char msg[512];
-    snprintf(msg, sizeof msg, "database \"%s\" has catalog version 7, newer than this rosql supports (1)", fx->path);
+    snprintf(msg, sizeof msg, "database \"%s\" has catalog version 7, newer than this rosql supports (%d)", fx->path, CAT_SCHEMA_VERSION);
     assert_error(&fx->err, ROS_ERR_INVALID_PARAMETER, msg);
 }
 
@@ -405,36 +405,42 @@ static void test_migration_steps(void **state)
     cat_close(fx->db);
     fx->db = NULL;
 
-    cat_migration steps[3] = {
-        cat_migrations[0],
-        {2, "CREATE TABLE rosql_extra (k TEXT); INSERT INTO rosql_extra VALUES ('two')"},
-        {3, "CREATE TABLE rosql_three (k TEXT); CREATE TABLE rosql_three (k TEXT)"}, /* fails mid-way */
-    };
+    /* rosql's own history, then two more steps: the second fails mid-way */
+    enum { V = CAT_SCHEMA_VERSION };
+    cat_migration steps[V + 2];
+    for (int i = 0; i < V; i++)
+        steps[i] = cat_migrations[i];
+    steps[V] = (cat_migration){V + 1, "CREATE TABLE rosql_extra (k TEXT); INSERT INTO rosql_extra VALUES ('two')"};
+    steps[V + 1] = (cat_migration){V + 2, "CREATE TABLE rosql_three (k TEXT); CREATE TABLE rosql_three (k TEXT)"};
+    char want[16];
     sqlite3 *sq;
     assert_int_equal(sqlite3_open(fx->path, &sq), SQLITE_OK);
     ros_error err = {0};
-    assert_int_equal(cat_schema_migrate(sq, fx->path, steps, 2, &err), 0);
+    assert_int_equal(cat_schema_migrate(sq, fx->path, steps, V + 1, &err), 0);
     assert_false(err.set);
     char *v = query_text(sq, "PRAGMA user_version");
-    assert_string_equal(v, "2");
+    snprintf(want, sizeof want, "%d", V + 1);
+    assert_string_equal(v, want);
     free(v);
     v = query_text(sq, "SELECT k FROM rosql_extra");
     assert_string_equal(v, "two");
     free(v);
-    v = query_text(sq, "SELECT name FROM rosql_tables"); /* version 1 objects kept */
+    v = query_text(sq, "SELECT name FROM rosql_tables"); /* earlier objects kept */
     assert_string_equal(v, "t");
     free(v);
 
     /* Already current: nothing to do. */
-    assert_int_equal(cat_schema_migrate(sq, fx->path, steps, 2, &err), 0);
+    assert_int_equal(cat_schema_migrate(sq, fx->path, steps, V + 1, &err), 0);
 
     /* A failing step is rolled back whole and the version stays. */
-    assert_int_equal(cat_schema_migrate(sq, fx->path, steps, 3, &err), -1);
+    assert_int_equal(cat_schema_migrate(sq, fx->path, steps, V + 2, &err), -1);
     assert_string_equal(err.code, ROS_ERR_IO);
-    assert_non_null(strstr(err.message, "to version 3"));
+    char to[32];
+    snprintf(to, sizeof to, "to version %d", V + 2);
+    assert_non_null(strstr(err.message, to));
     assert_non_null(strstr(err.message, "already exists"));
     v = query_text(sq, "PRAGMA user_version");
-    assert_string_equal(v, "2");
+    assert_string_equal(v, want);
     free(v);
     v = query_text(sq, "SELECT count(*) FROM sqlite_schema WHERE name = 'rosql_three'");
     assert_string_equal(v, "0");
@@ -442,18 +448,73 @@ static void test_migration_steps(void **state)
     assert_true(sqlite3_get_autocommit(sq));
 
     /* A step numbered wrongly is an internal error, not a silent skip. */
-    cat_migration bad[3] = {cat_migrations[0], steps[1], {4, "SELECT 1"}};
+    cat_migration bad[V + 2];
+    for (int i = 0; i <= V; i++)
+        bad[i] = steps[i];
+    bad[V + 1] = (cat_migration){V + 3, "SELECT 1"};
     ros_error_clear(&err);
-    assert_int_equal(cat_schema_migrate(sq, fx->path, bad, 3, &err), -1);
+    assert_int_equal(cat_schema_migrate(sq, fx->path, bad, V + 2, &err), -1);
     assert_string_equal(err.code, ROS_ERR_INTERNAL);
     sqlite3_close(sq);
 
-    /* This rosql (version 1) refuses the version 2 file. */
+    /* This rosql refuses the newer file. */
     ros_error_clear(&err);
     assert_null(cat_open(fx->path, &err));
     char msg[512];
-    snprintf(msg, sizeof msg, "database \"%s\" has catalog version 2, newer than this rosql supports (1)", fx->path);
+    snprintf(msg, sizeof msg, "database \"%s\" has catalog version %d, newer than this rosql supports (%d)", fx->path,
+             V + 1, V);
     assert_error(&err, ROS_ERR_INVALID_PARAMETER, msg);
+}
+
+/* A version 1 file (before service events) is brought forward on open. */
+static void test_version_1_file_migrates(void **state)
+{
+    fixture *fx = *state;
+    cat_close(fx->db);
+    fx->db = NULL;
+    unlink(fx->path);
+    sqlite3 *sq;
+    assert_int_equal(sqlite3_open(fx->path, &sq), SQLITE_OK);
+    ros_error err = {0};
+    assert_int_equal(cat_schema_migrate(sq, fx->path, cat_migrations, 1, &err), 0);
+    sqlite3_close(sq);
+    fx->db = cat_open(fx->path, &err);
+    assert_non_null(fx->db);
+    assert_int_equal(cat_schema_version(fx->db), CAT_SCHEMA_VERSION);
+    assert_int_equal(cat_service_event_add(fx->db, "s", "scale_out", 2, "ALTER SERVICE", &err), 0);
+}
+
+static void test_service_events(void **state)
+{
+    fixture *fx = *state;
+    ros_error err = {0};
+    assert_int_equal(cat_service_event_add(fx->db, "a", "scale_out", 3, "ALTER SERVICE: 1 -> 3", &err), 0);
+    assert_int_equal(cat_service_event_add(fx->db, "b", "instance_crashed", -1, "killed by signal 9", &err), 0);
+    assert_int_equal(cat_service_event_add(fx->db, "a", "autoscale_down", 2, NULL, &err), 0);
+    cat_service_event **ev;
+    int n;
+    assert_int_equal(cat_service_event_list(fx->db, "a", &ev, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ev[0]->event, "scale_out");
+    assert_int_equal(ev[0]->instances, 3);
+    assert_string_equal(ev[0]->reason, "ALTER SERVICE: 1 -> 3");
+    assert_string_equal(ev[1]->event, "autoscale_down");
+    assert_null(ev[1]->reason);
+    assert_true(ev[0]->at > 1e9);
+    CAT_FREE_LIST(ev, n, cat_service_event_free);
+    assert_int_equal(cat_service_event_list(fx->db, NULL, &ev, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ev[1]->instances, -1);
+    CAT_FREE_LIST(ev, n, cat_service_event_free);
+    /* only the newest CAT_SERVICE_EVENTS_KEPT of a service are kept */
+    assert_int_equal(cat_begin(fx->db, &err), 0);
+    for (int i = 0; i < CAT_SERVICE_EVENTS_KEPT + 5; i++)
+        assert_int_equal(cat_service_event_add(fx->db, "c", "tick", i, NULL, &err), 0);
+    assert_int_equal(cat_commit(fx->db, &err), 0);
+    assert_int_equal(cat_service_event_list(fx->db, "c", &ev, &n, &err), 0);
+    assert_int_equal(n, CAT_SERVICE_EVENTS_KEPT);
+    assert_int_equal(ev[0]->instances, 5);
+    CAT_FREE_LIST(ev, n, cat_service_event_free);
 }
 
 static void test_migration_from_zero_runs_every_step(void **state)
@@ -1334,6 +1395,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unopenable_path, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_empty_version_zero_file_is_created, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_1_file_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_zero_runs_every_step, setup_dir, teardown),
         cmocka_unit_test(test_options_helpers),
