@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,9 @@ typedef struct svc_mem {
     char published[4096];
     uint64_t version;
     char state[32];     /* last state written */
+    int desired;        /* desired instances seen at the last reconcile, -1 none */
+    int64_t over_since; /* autoscaling: load above target since (ms), 0 not */
+    int64_t under_since;/* autoscaling: load below half the target since (ms), 0 not */
     struct svc_mem *next;
 } svc_mem;
 
@@ -160,9 +164,26 @@ static svc_mem *svc_get(coord *c, const char *name)
     if (!s)
         return NULL;
     snprintf(s->name, sizeof s->name, "%s", name);
+    s->desired = -1;
     s->next = c->svcs;
     c->svcs = s;
     return s;
+}
+
+/* Appends to the service's log (SHOW SERVICE EVENTS) and to coord.log. */
+static void event(coord *c, const char *service, const char *what, int instances, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void event(coord *c, const char *service, const char *what, int instances, const char *fmt, ...)
+{
+    char reason[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    logf_("%s: %s (%s)", service, what, reason);
+    ros_error err = {0};
+    if (cat_service_event_add(c->db, service, what, instances, reason, &err) < 0)
+        logf_("could not record event: %s", err.message);
 }
 
 /* The membership line of service name: the URLs of its ready instances. */
@@ -395,7 +416,7 @@ static void inst_exited(coord *c, inst *i, int status)
     inst_close_sock(i);
     i->dirty = true;
     if (was_draining) {
-        logf_("%s[%d] stopped (%s)", i->service, i->idx, reason);
+        event(c, i->service, "instance_stopped", -1, "instance %d stopped (%s)", i->idx, reason);
         i->st = I_FAILED; /* removed by reconcile: no longer wanted */
         i->fails = CRASH_LOOP_LIMIT;
         i->drained = true;
@@ -416,13 +437,15 @@ static void inst_exited(coord *c, inst *i, int status)
     i->fails++;
     if (i->fails >= CRASH_LOOP_LIMIT) {
         i->st = I_FAILED;
-        logf_("%s[%d] failed %d times in a row, giving up: %s", i->service, i->idx, i->fails, i->last_error);
+        event(c, i->service, "instance_failed", -1, "instance %d failed %d times in a row, giving up: %s", i->idx,
+              i->fails, i->last_error);
         return;
     }
     int64_t delay = 100LL << (i->fails - 1);
     i->st = I_BACKOFF;
     i->next_start = ros_mono_ms() + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
-    logf_("%s[%d] %s; restarting in %lld ms", i->service, i->idx, i->last_error, (long long)delay);
+    event(c, i->service, "instance_restarting", -1, "instance %d: %s; restarting in %lld ms", i->idx, i->last_error,
+          (long long)delay);
 }
 
 /* Asynchronous PING: one exchange in flight per instance. */
@@ -501,7 +524,7 @@ static void inst_ping(coord *c, inst *i)
         i->dirty = true;
     i->status = f.status;
     if (f.status.state == SVC_STATE_READY && i->st == I_STARTING) {
-        logf_("%s[%d] ready", i->service, i->idx);
+        event(c, i->service, "instance_ready", -1, "instance %d ready on %s", i->idx, i->url);
         i->st = I_READY;
         i->fails = 0;
         i->dirty = true;
@@ -526,6 +549,87 @@ failed:
 /* ------------------------------------------------------------------ */
 /* Reconciling with the catalog */
 
+/*
+ * Autoscaling of a service with min_instances / max_instances: the measured
+ * in-flight and queued requests per ready instance against target_inflight.
+ * Above the target for scale_up_delay: more instances (at least one more,
+ * enough for the load at the target), never while one is still starting.
+ * Below half the target for scale_down_delay: one fewer.  Each decision is
+ * an event with its measurement; a failed service is left alone.  With
+ * min = max the count is fixed.  Changes s->desired_instances (and the
+ * catalog) so the rest of reconcile acts on it at once.
+ */
+static void autoscale(coord *c, cat_service *s, svc_mem *m, int64_t now)
+{
+    const char *lo_s = opt(s, "min_instances"), *hi_s = opt(s, "max_instances");
+    if ((!lo_s && !hi_s) || m->failed || s->desired_instances <= 0) {
+        m->over_since = m->under_since = 0;
+        return;
+    }
+    int lo = lo_s ? atoi(lo_s) : 1, hi = hi_s ? atoi(hi_s) : 1024;
+    if (lo < 1)
+        lo = 1; /* scale to zero: not yet (nothing would ask for the first instance) */
+    if (hi < lo)
+        hi = lo;
+    const char *t_s = opt(s, "target_inflight");
+    double target = t_s ? atof(t_s) : 4;
+    int64_t up_ms = opt(s, "scale_up_delay") ? atoll(opt(s, "scale_up_delay")) : 10000;
+    int64_t down_ms = opt(s, "scale_down_delay") ? atoll(opt(s, "scale_down_delay")) : 60000;
+    int desired = s->desired_instances, want = desired;
+    char why[300] = "";
+    if (desired < lo || desired > hi) {
+        want = desired < lo ? lo : hi;
+        snprintf(why, sizeof why, "desired %d outside [%d, %d]", desired, lo, hi);
+    } else {
+        double load = 0;
+        int ready = 0, starting = 0;
+        for (inst *i = c->insts; i; i = i->next) {
+            if (strcmp(i->service, s->name) != 0 || i->remote)
+                continue;
+            if (i->st == I_READY) {
+                ready++;
+                load += (double)i->status.inflight + (double)i->status.queue_depth;
+            } else if (i->st == I_STARTING || i->st == I_BACKOFF) {
+                starting++;
+            }
+        }
+        if (ready == 0 || starting > 0) {
+            m->over_since = m->under_since = 0; /* capacity on its way, or none to measure */
+            return;
+        }
+        double per = load / ready;
+        m->over_since = per > target && desired < hi ? (m->over_since ? m->over_since : now) : 0;
+        m->under_since = per < target / 2 && desired > lo ? (m->under_since ? m->under_since : now) : 0;
+        if (m->over_since && now - m->over_since >= up_ms) {
+            int need = (int)(load / target + 0.999);
+            want = need > desired + 1 ? need : desired + 1;
+            if (want > hi)
+                want = hi;
+            snprintf(why, sizeof why,
+                     "%.0f requests in flight or queued on %d ready instance%s (%.1f each) above target %.0f for %lld ms",
+                     load, ready, ready == 1 ? "" : "s", per, target, (long long)(now - m->over_since));
+        } else if (m->under_since && now - m->under_since >= down_ms) {
+            want = desired - 1;
+            snprintf(why, sizeof why,
+                     "%.0f requests in flight or queued on %d ready instance%s (%.1f each) below half the target %.0f "
+                     "for %lld ms",
+                     load, ready, ready == 1 ? "" : "s", per, target, (long long)(now - m->under_since));
+        }
+    }
+    if (want == desired)
+        return;
+    m->over_since = m->under_since = 0;
+    s->desired_instances = want;
+    ros_error err = {0};
+    if (cat_service_update(c->db, s, &err) < 0) {
+        logf_("%s: could not record the autoscaling decision: %s", s->name, err.message);
+        s->desired_instances = desired;
+        return;
+    }
+    event(c, s->name, want > desired ? "autoscale_up" : "autoscale_down", want, "%d -> %d: %s", desired, want, why);
+    m->desired = want; /* not an ALTER */
+}
+
 static void reconcile(coord *c)
 {
     ros_error err = {0};
@@ -548,7 +652,18 @@ static void reconcile(coord *c)
             m->id = s->id;
             m->failed = false;
             m->state[0] = '\0';
+            m->desired = -1;
+            m->over_since = m->under_since = 0;
         }
+        autoscale(c, s, m, now);
+        if (m->desired >= 0 && m->desired != s->desired_instances)
+            event(c, s->name, s->desired_instances > m->desired ? "scale_out" : "scale_in", s->desired_instances,
+                  "desired instances %d -> %d (ALTER)", m->desired, s->desired_instances);
+        else if (m->desired < 0)
+            event(c, s->name, "supervised", s->desired_instances, "coordinator %d: %d instance%s of %s", (int)getpid(),
+                  s->desired_instances,
+                  s->desired_instances == 1 ? "" : "s", s->handler);
+        m->desired = s->desired_instances;
         /* ALTER SERVICE (any change) asks for a new try after a failure */
         if (m->failed && strcmp(s->state, "failed") != 0) {
             m->failed = false;

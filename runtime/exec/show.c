@@ -224,6 +224,32 @@ static int show_checkpoints(ros_session *s, int64_t job, const ros_result_sink *
     return rt_rows_send(&r, sink, "SHOW");
 }
 
+static int show_service_events(ros_session *s, const ros_result_sink *sink, ros_error *err)
+{
+    cat_service_event **e;
+    int n;
+    if (cat_service_event_list(s->db, NULL, &e, &n, err) < 0)
+        return -1;
+    static const char *const names[] = {"id", "service", "time", "event", "instances", "reason"};
+    rt_rows r;
+    int rc = rt_rows_init(&r, 6, names);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        char id[32], ts[32], inst[32] = "";
+        snprintf(id, sizeof id, "%lld", (long long)e[i]->id);
+        if (e[i]->instances >= 0)
+            snprintf(inst, sizeof inst, "%d", e[i]->instances);
+        const char *cells[6] = {id, e[i]->service, fmt_time(e[i]->at, ts, sizeof ts), e[i]->event,
+                                e[i]->instances >= 0 ? inst : NULL, e[i]->reason};
+        rc = rt_rows_add(&r, cells);
+    }
+    CAT_FREE_LIST(e, n, cat_service_event_free);
+    if (rc < 0) {
+        rt_rows_free(&r);
+        return ros_error_oom(err);
+    }
+    return rt_rows_send(&r, sink, "SHOW");
+}
+
 int rt_exec_show(ros_session *s, ros_arena *arena, const char *sql, const sql_stmt *st, const ros_result_sink *sink,
                  ros_error *err)
 {
@@ -238,6 +264,8 @@ int rt_exec_show(ros_session *s, ros_arena *arena, const char *sql, const sql_st
         return show_services(s, sink, err);
     if (strcmp(w, "jobs") == 0)
         return show_jobs(s, sink, err);
+    if (strcmp(w, "service events") == 0)
+        return show_service_events(s, sink, err);
     if (strcmp(w, "checkpoints") == 0)
         return show_checkpoints(s, st->u.show.job_id, sink, err);
     if (strcmp(w, "columns") == 0 && st->u.show.object)

@@ -198,6 +198,36 @@ def test_coordinator_crash_adopts_instances(db):
     check(not any(alive(p) for p in before), "adopted instances stop on DROP SERVICE")
 
 
+def test_autoscaling_burst(db):
+    """A burst of requests raises the instance count to the bound; it falls
+    back after the burst, one step per scale_down_delay, without flapping;
+    every decision is an event with its measurement."""
+    datagen(db, 3000)
+    db.run("CREATE SERVICE dl USING 'builtin:delay' WITH (delay_ms = 40, max_batch = 16, min_instances = 1, "
+           "max_instances = 3, target_inflight = 1, scale_up_delay = '300ms', scale_down_delay = '800ms')")
+    db.run("CREATE FUNCTION slow(bigint) RETURNS bigint IMMUTABLE SERVICE dl WITH (max_batch = 16)")
+    wait_until(lambda: ready(db, "dl", 1), 30, "one ready instance")
+    out = db.rows("SELECT count(*) AS n, sum(slow(id)) AS s FROM g")
+    check(out[0]["n"] == "3000" and out[0]["s"] == str(sum(range(1, 3001))), "wrong result %r" % out)
+    # min = 1 after the burst, through scale-downs of one instance each
+    wait_until(lambda: ready(db, "dl", 1) and db.service("dl")["instance"] == "desired 1", 30, "back to 1")
+    ev = [e for e in db.rows("SHOW SERVICE EVENTS") if e["service"] == "dl" and e["event"].startswith("autoscale")]
+    kinds = [e["event"] for e in ev]
+    check("autoscale_up" in kinds, "no scale-up: %r" % ev)
+    check(max(int(e["instances"]) for e in ev) == 3, "did not reach max_instances: %r" % ev)
+    # no flapping: every scale-up comes before every scale-down
+    first_down = kinds.index("autoscale_down")
+    check("autoscale_up" not in kinds[first_down:], "flapping: %r" % kinds)
+    check([int(e["instances"]) for e in ev[first_down:]] == [2, 1], "not one step at a time: %r" % ev)
+    check(all("requests in flight or queued" in e["reason"] for e in ev), "no measurement in %r" % ev)
+    # min = max: a fixed count, no decisions
+    db.run("ALTER SERVICE dl SET (min_instances = 2, max_instances = 2)")
+    wait_until(lambda: ready(db, "dl", 2), 30, "fixed at 2")
+    db.run("SELECT sum(slow(id)) FROM g")
+    time.sleep(1.2)
+    check(len(ready(db, "dl", 2) or []) == 2, "min = max did not stay fixed")
+
+
 def drop(db, service, functions):
     for f in functions:
         db.run("DROP FUNCTION %s" % f)
