@@ -863,6 +863,24 @@ static void *exec_main(void *arg)
             pthread_cond_wait(&w->wake, &w->mtx);
             continue;
         }
+        /* A request sent ALONE (its caller isolating a failing row) goes
+         * first and by itself: it runs in a sandbox and is quick, and
+         * waiting behind a batch that crashes the instance would only make
+         * it die with it. */
+        wreq *alone = head;
+        while (alone && !(alone->f.h.flags & SVC_FLAG_ALONE))
+            alone = alone->next;
+        if (alone) {
+            queue_unlink(w, alone);
+            w->group[0] = alone;
+            w->running++;
+            pthread_mutex_unlock(&w->mtx);
+            exec_group(w, w->group, 1);
+            pthread_mutex_lock(&w->mtx);
+            w->running--;
+            pthread_cond_broadcast(&w->changed);
+            continue;
+        }
         /* Is a batch full?  The oldest request plus the compatible ones
          * behind it, in order, while they fit in max_batch rows. */
         uint64_t rows = 0;

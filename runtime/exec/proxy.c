@@ -45,6 +45,10 @@ typedef struct chunk {
 
 typedef struct unit unit;
 
+/* Rounds an ALONE request is asked again after dying with its instance
+ * before its row is blamed (see req_failed). */
+#define VICTIM_ROUNDS 5
+
 /* One request of a unit: all its rows, or after a failure a subset. */
 typedef struct preq {
     unit *u;
@@ -53,6 +57,7 @@ typedef struct preq {
     ros_batch args;      /* built, until submitted */
     uint64_t seq;
     bool alone;          /* SVC_FLAG_ALONE */
+    int victim_rounds;   /* times asked again after dying alone with its instance */
     bool submitted;
     bool done;
     bool ok;
@@ -633,6 +638,26 @@ static void req_failed(rt_proxy *px, preq *r, const ros_error *e, int64_t error_
     /* instances died running it: suspect every row, ask each alone (in the
      * instance's sandbox, which names a poison row without dying) */
     bool crashed = strcmp(e->code, ROS_ERR_CONNECTION) == 0;
+    if (crashed && r->alone && r->victim_rounds < VICTIM_ROUNDS) {
+        /* Alone and still its instance died: on the CPU the sandbox would
+         * have answered a crash of its own, so it died with the instance
+         * (another caller's poison batch killed it): ask again.  Only after
+         * VICTIM_ROUNDS such rounds (a GPU handler, which has no sandbox,
+         * crashing on it) is the row blamed. */
+        uint32_t *idx = malloc(sizeof(uint32_t) * r->n);
+        if (!idx) {
+            u->failed = true;
+            ros_error_oom(&u->error);
+            return;
+        }
+        for (uint32_t i = 0; i < r->n; i++)
+            idx[i] = r->idx ? r->idx[i] : i;
+        int rounds = r->victim_rounds + 1;
+        retry_rows(px, u, idx, r->n, true);
+        if (!u->failed)
+            u->reqs[u->nreqs - 1]->victim_rounds = rounds;
+        return;
+    }
     if (!(crashed && !r->alone) && (r->n == 1 || (error_row >= 0 && (uint64_t)error_row < r->n))) {
         uint32_t at = r->n == 1 ? 0 : (uint32_t)error_row;
         row_failed(px, u, r->idx ? r->idx[at] : at, e);
