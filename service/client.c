@@ -43,6 +43,7 @@
 #include "runtime/core/clock.h"
 #include "service/client.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,13 @@
  * never turns an instance's error into a size error. */
 #define REPLY_MIN_LIMIT 4096
 #define NAME_MAX_LEN 200
+/* Answers kept for reuse as request messages (see send_part): at most this
+ * many per client, and this many bytes of them. */
+#define SPARE_MSGS_MAX 8
+#define SPARE_BYTES_MAX (64u << 20)
+/* Process-wide malloc settings (see client_malloc_setup). */
+#define MALLOC_MMAP_THRESHOLD (32u << 20)
+#define MALLOC_TRIM_THRESHOLD (64u << 20)
 
 #define URL_SIZE sizeof(((svc_member *)0)->url)
 
@@ -204,6 +212,9 @@ struct svc_client {
     req_list done;          /* finished, not polled */
     uint32_t nout;          /* submitted, not yet returned by poll */
     uint64_t parts_sent, resends, busy;
+    nng_msg *spare[SPARE_MSGS_MAX]; /* answered messages kept for the next sends */
+    int nspare;
+    size_t spare_bytes;
 
     /* discovery */
     bool sub_open;
@@ -261,6 +272,9 @@ static bool accept_membership(svc_client *c, membership *mb);
 static void membership_free(membership *mb);
 static int ctl_members(svc_client *c, const char *ctl_url, membership **out, ros_error *err);
 static void send_cancels(svc_client *c);
+static nng_msg *msg_get(svc_client *c, size_t size);
+static void msg_put(svc_client *c, nng_msg *m);
+static void client_malloc_setup(void);
 
 /* ---------------------------------------------------------------- */
 /* Small helpers */
@@ -710,17 +724,17 @@ static int send_part(svc_client *c, part *p, ros_error *err)
     if (payload == SIZE_MAX)
         return ros_error_set(err, ROS_ERR_INTERNAL, "request batch cannot be encoded");
     size_t size = SVC_FRAME_HEADER_SIZE + (((size_t)r->h.method_len + 7) & ~(size_t)7) + payload;
-    nng_msg *msg;
-    if (nng_msg_alloc(&msg, size) != 0)
+    nng_msg *msg = msg_get(c, size);
+    if (!msg)
         return ros_error_oom(err);
     if (svc_frame_write_rows(&r->h, &r->args, p->rows.start, p->rows.end, c->cfg.max_frame,
                              nng_msg_body(msg), size, err) < 0) {
-        nng_msg_free(msg);
+        msg_put(c, msg);
         return -1;
     }
     flight *fl = flight_get(c, m, err);
     if (!fl) {
-        nng_msg_free(msg);
+        msg_put(c, msg);
         return -1;
     }
     fl->p = p;
@@ -789,7 +803,7 @@ static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, uint64_
     ros_error e;
     ros_error_clear(&e);
     int rc = svc_frame_decode(nng_msg_body(reply), nng_msg_len(reply), c->reply_limit, &f, &e);
-    nng_msg_free(reply);
+    msg_put(c, reply); /* decoded into f: the message is free for a next request */
     if (rc < 0) {
         ros_error why;
         ros_error_clear(&why);
@@ -1058,6 +1072,68 @@ static int append_column(ros_vector *dst, const ros_vector *src, ros_error *err)
 }
 
 /* ---------------------------------------------------------------- */
+/* Message reuse (caller's thread) */
+
+/*
+ * A message whose body is size bytes, to be written by the caller: a kept
+ * answer with room enough, else a new one.  nng zeroes every buffer it
+ * allocates and a fresh large buffer costs page faults on first touch, so
+ * reusing the buffer of an answer (the same size as the next request for
+ * most handlers) saves a pass over the frame's bytes.  NULL when out of
+ * memory.
+ */
+static nng_msg *msg_get(svc_client *c, size_t size)
+{
+    for (int i = c->nspare - 1; i >= 0; i--) {
+        nng_msg *m = c->spare[i];
+        size_t cap = nng_msg_capacity(m);
+        if (cap < size)
+            continue;
+        c->spare[i] = c->spare[--c->nspare];
+        c->spare_bytes -= cap;
+        nng_msg_header_clear(m); /* REQ put the answer's request id there */
+        nng_msg_clear(m);
+        if (nng_msg_realloc(m, size) != 0) { /* cannot allocate: size fits */
+            nng_msg_free(m);
+            break;
+        }
+        return m;
+    }
+    nng_msg *m;
+    return nng_msg_alloc(&m, size) == 0 ? m : NULL;
+}
+
+/* Keeps m (an answer already decoded, or a request not sent) for msg_get,
+ * or frees it when enough are kept. */
+static void msg_put(svc_client *c, nng_msg *m)
+{
+    nng_msg_clear(m);
+    size_t cap = nng_msg_capacity(m);
+    if (c->nspare < SPARE_MSGS_MAX && c->nspare < (int)c->cfg.max_inflight &&
+        c->spare_bytes + cap <= SPARE_BYTES_MAX) {
+        c->spare[c->nspare++] = m;
+        c->spare_bytes += cap;
+        return;
+    }
+    nng_msg_free(m);
+}
+
+/*
+ * Once per process: large blocks come from the heap and freed heap is kept
+ * up to MALLOC_TRIM_THRESHOLD, instead of glibc's default of mapping each
+ * block over 128 KiB afresh (and trimming the heap when its top frees up).
+ * A proxy allocates and frees buffers of a request's size for every request
+ * (staging, the answer's column, nng's messages); with fresh mappings each
+ * of them costs its page faults and zeroing again, which made up a large
+ * part of the query's time.  rosd worker sets the same for its process.
+ */
+static void client_malloc_setup(void)
+{
+    mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
+    mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD);
+}
+
+/* ---------------------------------------------------------------- */
 /* The pump (caller's thread) */
 
 /* Applies what callbacks recorded, expires requests, sends what is due. */
@@ -1194,6 +1270,8 @@ svc_client *svc_client_open(const svc_client_config *cfg, ros_error *err)
                       NAME_MAX_LEN, cfg->service);
         return NULL;
     }
+    static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
+    pthread_once(&malloc_once, client_malloc_setup);
     svc_client *c = calloc(1, sizeof *c);
     if (!c || !(c->name = strdup(cfg->service))) {
         free(c);
@@ -1700,6 +1778,8 @@ void svc_client_close(svc_client *c)
         request_free(r);
     }
     membership_free(c->pending);
+    while (c->nspare > 0)
+        nng_msg_free(c->spare[--c->nspare]);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c->name);

@@ -773,12 +773,13 @@ static void test_error_passthrough(void **state)
     svc_client_close(c);
 
     /* Split: part 1 (rows 4..7) fails at its row 3, request row 7.  A frame
-     * of 4 int64 rows with method "m" and a validity bitmap is
-     * 64 + 8 + 8 + 8 + 8 + 32 = 128 bytes, of 5 rows 136.  The ERROR frame
-     * is larger than that: replies are decoded with a larger limit. */
+     * of 4 int64 rows without NULLs (so without a validity bitmap) with
+     * method "m" is 64 + 8 + 8 + 8 + 32 = 120 bytes, of 5 rows 128.  The
+     * ERROR frame is larger than that: replies are decoded with a larger
+     * limit. */
     fake_stop(f);
     f = fake_start(FAKE_ERROR, "error1", 1);
-    c = client_open(4, 5000, 3, 128);
+    c = client_open(4, 5000, 3, 120);
     members_of(c, &f, 1);
     wait_connected(c, 1);
     submit_ok(c, 6, ROS_TYPE_INT64, 10, false);
