@@ -121,6 +121,9 @@ struct flight {
     bool lost;           /* its member's connection closed while it was out */
     int rv;              /* FL_DONE: nng's result */
     nng_msg *reply;      /* FL_DONE with rv 0: the answer */
+    int drc;             /* FL_DONE with rv 0: svc_frame_decode's result on reply */
+    svc_frame f;         /* ... the decoded answer (drc 0) */
+    ros_error derr;      /* ... why it did not decode (drc -1) */
     flight *next_event;  /* link in c->events */
 };
 
@@ -249,7 +252,8 @@ static void flight_destroy(flight *fl);
 
 static int send_part(svc_client *c, part *p, ros_error *err);
 static void on_flight_done(svc_client *c, flight *fl, uint64_t now);
-static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, uint64_t now);
+static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc, svc_frame *f,
+                      const ros_error *derr, uint64_t now);
 static void part_failed(svc_client *c, part *p, member *m, const ros_error *why, uint64_t now);
 static void part_resend(part *p, uint64_t avoid, uint32_t delay_ms, uint64_t now);
 static uint32_t next_backoff(part *p);
@@ -371,6 +375,20 @@ static void flight_cb(void *arg)
     flight *fl = arg;
     svc_client *c = fl->c;
     int rv = nng_aio_result(fl->aio);
+    nng_msg *reply = NULL;
+    /* The phase is only written by the caller before it starts an
+     * operation and by this callback, so it can be read before locking.
+     * An answer is decoded here, on nng's thread and outside c->mu: the
+     * copy out of the message is the client's largest piece of work on the
+     * receiving side, and the caller's thread (which also runs the query)
+     * is spared it. */
+    if (fl->phase == FL_RECV && rv == 0) {
+        reply = nng_aio_get_msg(fl->aio);
+        nng_aio_set_msg(fl->aio, NULL);
+        ros_error_clear(&fl->derr);
+        fl->drc = svc_frame_decode(nng_msg_body(reply), nng_msg_len(reply), c->reply_limit,
+                                   &fl->f, &fl->derr);
+    }
     lock(c);
     if (fl->phase == FL_SEND) {
         if (rv != 0) {
@@ -390,10 +408,7 @@ static void flight_cb(void *arg)
             return;
         }
     } else if (fl->phase == FL_RECV) {
-        if (rv == 0) {
-            fl->reply = nng_aio_get_msg(fl->aio);
-            nng_aio_set_msg(fl->aio, NULL);
-        }
+        fl->reply = reply; /* NULL unless rv is 0 */
     } else {
         unlock(c); /* no operation of ours was running (cannot happen) */
         return;
@@ -700,8 +715,10 @@ static void flight_destroy(flight *fl)
 {
     nng_aio_free(fl->aio); /* waits for a callback still returning */
     nng_ctx_close(fl->ctx); /* NNG_ECLOSED once the socket is gone: fine */
-    if (fl->reply)
+    if (fl->reply) {
         nng_msg_free(fl->reply);
+        svc_frame_clear(&fl->f);
+    }
     free(fl);
 }
 
@@ -749,9 +766,13 @@ static int send_part(svc_client *c, part *p, ros_error *err)
     fl->reply = NULL;
     list_push(&m->active, fl);
     m->nactive++;
+    unlock(c);
+    /* Started outside c->mu: nng writes the message to the socket on this
+     * thread, and the callbacks must not wait for that.  Only this thread
+     * cancels flights, so none can slip in before the send starts; a lost
+     * connection noted meanwhile is seen by flight_cb when the send ends. */
     nng_aio_set_msg(fl->aio, msg);
     nng_ctx_send(fl->ctx, fl->aio);
-    unlock(c);
     return 0;
 }
 
@@ -767,16 +788,27 @@ static void on_flight_done(svc_client *c, flight *fl, uint64_t now)
     nng_msg *reply = fl->reply;
     fl->reply = NULL;
     unlock(c);
+    /* the decoded answer moves out of the flight, which is pooled now */
+    int drc = fl->drc;
+    svc_frame f;
+    ros_error derr;
+    if (reply) {
+        f = fl->f;
+        derr = fl->derr;
+        memset(&fl->f, 0, sizeof fl->f);
+    }
     part *p = fl->p;
     flight_put(c, fl);
     if (!p) { /* orphan: its request is already finished */
-        if (reply)
-            nng_msg_free(reply);
+        if (reply) {
+            svc_frame_clear(&f);
+            msg_put(c, reply);
+        }
         return;
     }
     p->fl = NULL;
     if (rv == 0) {
-        on_answer(c, p, m, reply, now);
+        on_answer(c, p, m, reply, drc, &f, &derr, now);
         return;
     }
     if (m->removed) {
@@ -795,19 +827,20 @@ static void on_flight_done(svc_client *c, flight *fl, uint64_t now)
     part_failed(c, p, m, &why, now);
 }
 
-/* An answer to part p came back from member m. */
-static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, uint64_t now)
+/* An answer to part p came back from member m: reply, which flight_cb
+ * decoded into *fp (drc 0) or could not decode (drc -1, why in derr). */
+static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc, svc_frame *fp,
+                      const ros_error *derr, uint64_t now)
 {
     request *r = p->r;
-    svc_frame f;
+    svc_frame f = *fp;
     ros_error e;
     ros_error_clear(&e);
-    int rc = svc_frame_decode(nng_msg_body(reply), nng_msg_len(reply), c->reply_limit, &f, &e);
     msg_put(c, reply); /* decoded into f: the message is free for a next request */
-    if (rc < 0) {
+    if (drc < 0) {
         ros_error why;
         ros_error_clear(&why);
-        ros_error_set(&why, e.code, "service \"%s\": %s", c->name, e.message);
+        ros_error_set(&why, derr->code, "service \"%s\": %s", c->name, derr->message);
         part_failed(c, p, m, &why, now);
         return;
     }
