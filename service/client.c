@@ -11,7 +11,11 @@
  * three callbacks on its own threads, and they only record what happened,
  * under c->mu, and signal c->cv:
  *   flight_cb  a part's send or receive finished: the flight goes on
- *              c->events (a send that went out starts the receive first);
+ *              c->events (a send that went out starts the receive first).
+ *              An answer is decoded first, outside c->mu: decoding is pure
+ *              work on the message and the flight's own fields, and doing
+ *              it here spares the caller's thread, which also runs the
+ *              query, the copy out of the message;
  *   pipe_cb    a member's connection came or went: its pipe set changes and,
  *              when one went, its outstanding flights are marked lost;
  *   sub_cb     a membership push: parsed and, when its version is newer,
@@ -24,13 +28,19 @@
  * membership and version, member pipe sets, member flight lists and the
  * fields of a flight marked "under mu".  The caller holds it only for short
  * steps and never across a call that waits for callbacks (nng_close,
- * nng_aio_stop/free, a blocking nng_dial) nor across encoding or decoding.
- * Calls made under c->mu (nng_ctx_send, nng_ctx_recv, nng_aio_cancel)
+ * nng_aio_stop/free, a blocking nng_dial) nor across encoding, decoding or
+ * the first send of a part (nng writes the message to the socket on the
+ * calling thread).  Calls made under c->mu (nng_ctx_recv, nng_aio_cancel)
  * only queue work: nng completes an aio the application started on its task
  * threads (nni_aio_finish dispatches), never inline, and runs no callback of
- * ours with one of its own locks held, so the two lock sets cannot deadlock.  The send-to-receive
- * step of a flight and a cancel both happen under c->mu, so a cancel cannot
- * slip in between and be lost.
+ * ours with one of its own locks held, so the two lock sets cannot deadlock.
+ * The send-to-receive step of a flight and a cancel both happen under c->mu,
+ * so a cancel cannot slip in between and be lost; the first send needs no
+ * lock, because only the caller's thread cancels.
+ *
+ * Memory.  Answered messages are kept (a few; caller's thread) and the next
+ * requests are encoded into them; the first client of a process also sets
+ * glibc's mmap and trim thresholds (client_malloc_setup).
  *
  * Lifetimes.  A flight (one nng context and aio) carries one part to one
  * member; when its request finishes early (error, timeout) the flight is
