@@ -10,7 +10,8 @@
      (d) raw nng REQ/REP throughput in one process for the same frame sizes
          and the same number of requests in flight.
    The aggregate keeps the shell's printing out of the measurement; every
-   row's f(x) is computed and summed.
+   row's f(x) is computed and summed.  (a) and (b) run alternately, R times
+   each, and (a), (b), (d) are medians.
 2. builtin:delay at 20 ms per batch of 64 rows with 1, 2, 4, 8 instances:
    throughput against linear scaling.
 3. builtin:embed rows/s on GPU against CPU, when a GPU is present.
@@ -67,6 +68,21 @@ def main():
             times.append(time.perf_counter() - t0)
         return statistics.median(times), out
 
+    def timed_pair(stmt_a, stmt_b):
+        """Medians of both, run alternately: a shared, noisy machine then
+        slows both sides of a ratio alike."""
+        ta, tb = [], []
+        for _ in range(args.repeat):
+            for stmt, times in ((stmt_a, ta), (stmt_b, tb)):
+                t0 = time.perf_counter()
+                out = sql(stmt)
+                times.append(time.perf_counter() - t0)
+                if stmt is stmt_a:
+                    out_a = out
+                else:
+                    out_b = out
+        return statistics.median(ta), out_a, statistics.median(tb), out_b
+
     def instances(service):
         rows = list(csv.DictReader(io.StringIO(sql("SHOW SERVICES"))))
         return [r for r in rows if r["service"] == service and r["instance"].isdigit()]
@@ -91,8 +107,7 @@ def main():
                 "CREATE FUNCTION echo_s(bigint) RETURNS bigint IMMUTABLE SERVICE es")
             ins = wait_ready("es", 1)
             q = "SELECT count(*), sum(%s(x)) FROM t"
-            ta, out_a = timed(q % "echo_c")
-            tb, out_b = timed(q % "echo_s")
+            ta, out_a, tb, out_b = timed_pair(q % "echo_c", q % "echo_s")
             if out_a != out_b:
                 sys.exit("results differ: %r %r" % (out_a, out_b))
             a, b = args.rows / ta, args.rows / tb
@@ -103,9 +118,12 @@ def main():
             batch = int(plan.split("Batch: ")[1].split(" rows")[0])
             inflight = max(1, inflight_rows // batch)
             nmsg = max(inflight * 4, args.rows // batch)
-            d_bytes, frame = subprocess.run([nng_bench, "raw", str(batch), str(nmsg), str(inflight)],
-                                            capture_output=True, text=True, check=True).stdout.split()
-            d_bytes, frame = float(d_bytes), int(frame)
+            d_runs = []
+            for _ in range(args.repeat):  # median, as for (a) and (b)
+                d_out, frame = subprocess.run([nng_bench, "raw", str(batch), str(nmsg), str(inflight)],
+                                              capture_output=True, text=True, check=True).stdout.split()
+                d_runs.append(float(d_out))
+            d_bytes, frame = statistics.median(d_runs), int(frame)
             # (b)'s bytes: a request and an answer frame of `batch` bigints per batch
             b_bytes = b / batch * 2 * frame
             print("| measure | value |\n|---|---|")
