@@ -11,7 +11,11 @@
  * three callbacks on its own threads, and they only record what happened,
  * under c->mu, and signal c->cv:
  *   flight_cb  a part's send or receive finished: the flight goes on
- *              c->events (a send that went out starts the receive first);
+ *              c->events (a send that went out starts the receive first).
+ *              An answer is decoded first, outside c->mu: decoding is pure
+ *              work on the message and the flight's own fields, and doing
+ *              it here spares the caller's thread, which also runs the
+ *              query, the copy out of the message;
  *   pipe_cb    a member's connection came or went: its pipe set changes and,
  *              when one went, its outstanding flights are marked lost;
  *   sub_cb     a membership push: parsed and, when its version is newer,
@@ -24,13 +28,19 @@
  * membership and version, member pipe sets, member flight lists and the
  * fields of a flight marked "under mu".  The caller holds it only for short
  * steps and never across a call that waits for callbacks (nng_close,
- * nng_aio_stop/free, a blocking nng_dial) nor across encoding or decoding.
- * Calls made under c->mu (nng_ctx_send, nng_ctx_recv, nng_aio_cancel)
+ * nng_aio_stop/free, a blocking nng_dial) nor across encoding, decoding or
+ * the first send of a part (nng writes the message to the socket on the
+ * calling thread).  Calls made under c->mu (nng_ctx_recv, nng_aio_cancel)
  * only queue work: nng completes an aio the application started on its task
  * threads (nni_aio_finish dispatches), never inline, and runs no callback of
- * ours with one of its own locks held, so the two lock sets cannot deadlock.  The send-to-receive
- * step of a flight and a cancel both happen under c->mu, so a cancel cannot
- * slip in between and be lost.
+ * ours with one of its own locks held, so the two lock sets cannot deadlock.
+ * The send-to-receive step of a flight and a cancel both happen under c->mu,
+ * so a cancel cannot slip in between and be lost; the first send needs no
+ * lock, because only the caller's thread cancels.
+ *
+ * Memory.  Answered messages are kept (a few; caller's thread) and the next
+ * requests are encoded into them; the first client of a process also sets
+ * glibc's mmap and trim thresholds (client_malloc_setup).
  *
  * Lifetimes.  A flight (one nng context and aio) carries one part to one
  * member; when its request finishes early (error, timeout) the flight is
@@ -43,6 +53,7 @@
 #include "runtime/core/clock.h"
 #include "service/client.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +86,13 @@
  * never turns an instance's error into a size error. */
 #define REPLY_MIN_LIMIT 4096
 #define NAME_MAX_LEN 200
+/* Answers kept for reuse as request messages (see send_part): at most this
+ * many per client, and this many bytes of them. */
+#define SPARE_MSGS_MAX 8
+#define SPARE_BYTES_MAX (64u << 20)
+/* Process-wide malloc settings (see client_malloc_setup). */
+#define MALLOC_MMAP_THRESHOLD (32u << 20)
+#define MALLOC_TRIM_THRESHOLD (64u << 20)
 
 #define URL_SIZE sizeof(((svc_member *)0)->url)
 
@@ -113,6 +131,9 @@ struct flight {
     bool lost;           /* its member's connection closed while it was out */
     int rv;              /* FL_DONE: nng's result */
     nng_msg *reply;      /* FL_DONE with rv 0: the answer */
+    int drc;             /* FL_DONE with rv 0: svc_frame_decode's result on reply */
+    svc_frame f;         /* ... the decoded answer (drc 0) */
+    ros_error derr;      /* ... why it did not decode (drc -1) */
     flight *next_event;  /* link in c->events */
 };
 
@@ -204,6 +225,9 @@ struct svc_client {
     req_list done;          /* finished, not polled */
     uint32_t nout;          /* submitted, not yet returned by poll */
     uint64_t parts_sent, resends, busy;
+    nng_msg *spare[SPARE_MSGS_MAX]; /* answered messages kept for the next sends */
+    int nspare;
+    size_t spare_bytes;
 
     /* discovery */
     bool sub_open;
@@ -238,7 +262,8 @@ static void flight_destroy(flight *fl);
 
 static int send_part(svc_client *c, part *p, ros_error *err);
 static void on_flight_done(svc_client *c, flight *fl, uint64_t now);
-static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, uint64_t now);
+static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc, svc_frame *f,
+                      const ros_error *derr, uint64_t now);
 static void part_failed(svc_client *c, part *p, member *m, const ros_error *why, uint64_t now);
 static void part_resend(part *p, uint64_t avoid, uint32_t delay_ms, uint64_t now);
 static uint32_t next_backoff(part *p);
@@ -261,6 +286,9 @@ static bool accept_membership(svc_client *c, membership *mb);
 static void membership_free(membership *mb);
 static int ctl_members(svc_client *c, const char *ctl_url, membership **out, ros_error *err);
 static void send_cancels(svc_client *c);
+static nng_msg *msg_get(svc_client *c, size_t size);
+static void msg_put(svc_client *c, nng_msg *m);
+static void client_malloc_setup(void);
 
 /* ---------------------------------------------------------------- */
 /* Small helpers */
@@ -357,6 +385,20 @@ static void flight_cb(void *arg)
     flight *fl = arg;
     svc_client *c = fl->c;
     int rv = nng_aio_result(fl->aio);
+    nng_msg *reply = NULL;
+    /* The phase is only written by the caller before it starts an
+     * operation and by this callback, so it can be read before locking.
+     * An answer is decoded here, on nng's thread and outside c->mu: the
+     * copy out of the message is the client's largest piece of work on the
+     * receiving side, and the caller's thread (which also runs the query)
+     * is spared it. */
+    if (fl->phase == FL_RECV && rv == 0) {
+        reply = nng_aio_get_msg(fl->aio);
+        nng_aio_set_msg(fl->aio, NULL);
+        ros_error_clear(&fl->derr);
+        fl->drc = svc_frame_decode(nng_msg_body(reply), nng_msg_len(reply), c->reply_limit,
+                                   &fl->f, &fl->derr);
+    }
     lock(c);
     if (fl->phase == FL_SEND) {
         if (rv != 0) {
@@ -376,10 +418,7 @@ static void flight_cb(void *arg)
             return;
         }
     } else if (fl->phase == FL_RECV) {
-        if (rv == 0) {
-            fl->reply = nng_aio_get_msg(fl->aio);
-            nng_aio_set_msg(fl->aio, NULL);
-        }
+        fl->reply = reply; /* NULL unless rv is 0 */
     } else {
         unlock(c); /* no operation of ours was running (cannot happen) */
         return;
@@ -686,8 +725,10 @@ static void flight_destroy(flight *fl)
 {
     nng_aio_free(fl->aio); /* waits for a callback still returning */
     nng_ctx_close(fl->ctx); /* NNG_ECLOSED once the socket is gone: fine */
-    if (fl->reply)
+    if (fl->reply) {
         nng_msg_free(fl->reply);
+        svc_frame_clear(&fl->f);
+    }
     free(fl);
 }
 
@@ -710,17 +751,17 @@ static int send_part(svc_client *c, part *p, ros_error *err)
     if (payload == SIZE_MAX)
         return ros_error_set(err, ROS_ERR_INTERNAL, "request batch cannot be encoded");
     size_t size = SVC_FRAME_HEADER_SIZE + (((size_t)r->h.method_len + 7) & ~(size_t)7) + payload;
-    nng_msg *msg;
-    if (nng_msg_alloc(&msg, size) != 0)
+    nng_msg *msg = msg_get(c, size);
+    if (!msg)
         return ros_error_oom(err);
     if (svc_frame_write_rows(&r->h, &r->args, p->rows.start, p->rows.end, c->cfg.max_frame,
                              nng_msg_body(msg), size, err) < 0) {
-        nng_msg_free(msg);
+        msg_put(c, msg);
         return -1;
     }
     flight *fl = flight_get(c, m, err);
     if (!fl) {
-        nng_msg_free(msg);
+        msg_put(c, msg);
         return -1;
     }
     fl->p = p;
@@ -735,9 +776,13 @@ static int send_part(svc_client *c, part *p, ros_error *err)
     fl->reply = NULL;
     list_push(&m->active, fl);
     m->nactive++;
+    unlock(c);
+    /* Started outside c->mu: nng writes the message to the socket on this
+     * thread, and the callbacks must not wait for that.  Only this thread
+     * cancels flights, so none can slip in before the send starts; a lost
+     * connection noted meanwhile is seen by flight_cb when the send ends. */
     nng_aio_set_msg(fl->aio, msg);
     nng_ctx_send(fl->ctx, fl->aio);
-    unlock(c);
     return 0;
 }
 
@@ -753,16 +798,27 @@ static void on_flight_done(svc_client *c, flight *fl, uint64_t now)
     nng_msg *reply = fl->reply;
     fl->reply = NULL;
     unlock(c);
+    /* the decoded answer moves out of the flight, which is pooled now */
+    int drc = fl->drc;
+    svc_frame f;
+    ros_error derr;
+    if (reply) {
+        f = fl->f;
+        derr = fl->derr;
+        memset(&fl->f, 0, sizeof fl->f);
+    }
     part *p = fl->p;
     flight_put(c, fl);
     if (!p) { /* orphan: its request is already finished */
-        if (reply)
-            nng_msg_free(reply);
+        if (reply) {
+            svc_frame_clear(&f);
+            msg_put(c, reply);
+        }
         return;
     }
     p->fl = NULL;
     if (rv == 0) {
-        on_answer(c, p, m, reply, now);
+        on_answer(c, p, m, reply, drc, &f, &derr, now);
         return;
     }
     if (m->removed) {
@@ -781,19 +837,20 @@ static void on_flight_done(svc_client *c, flight *fl, uint64_t now)
     part_failed(c, p, m, &why, now);
 }
 
-/* An answer to part p came back from member m. */
-static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, uint64_t now)
+/* An answer to part p came back from member m: reply, which flight_cb
+ * decoded into *fp (drc 0) or could not decode (drc -1, why in derr). */
+static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc, svc_frame *fp,
+                      const ros_error *derr, uint64_t now)
 {
     request *r = p->r;
-    svc_frame f;
+    svc_frame f = *fp;
     ros_error e;
     ros_error_clear(&e);
-    int rc = svc_frame_decode(nng_msg_body(reply), nng_msg_len(reply), c->reply_limit, &f, &e);
-    nng_msg_free(reply);
-    if (rc < 0) {
+    msg_put(c, reply); /* decoded into f: the message is free for a next request */
+    if (drc < 0) {
         ros_error why;
         ros_error_clear(&why);
-        ros_error_set(&why, e.code, "service \"%s\": %s", c->name, e.message);
+        ros_error_set(&why, derr->code, "service \"%s\": %s", c->name, derr->message);
         part_failed(c, p, m, &why, now);
         return;
     }
@@ -1058,6 +1115,68 @@ static int append_column(ros_vector *dst, const ros_vector *src, ros_error *err)
 }
 
 /* ---------------------------------------------------------------- */
+/* Message reuse (caller's thread) */
+
+/*
+ * A message whose body is size bytes, to be written by the caller: a kept
+ * answer with room enough, else a new one.  nng zeroes every buffer it
+ * allocates and a fresh large buffer costs page faults on first touch, so
+ * reusing the buffer of an answer (the same size as the next request for
+ * most handlers) saves a pass over the frame's bytes.  NULL when out of
+ * memory.
+ */
+static nng_msg *msg_get(svc_client *c, size_t size)
+{
+    for (int i = c->nspare - 1; i >= 0; i--) {
+        nng_msg *m = c->spare[i];
+        size_t cap = nng_msg_capacity(m);
+        if (cap < size)
+            continue;
+        c->spare[i] = c->spare[--c->nspare];
+        c->spare_bytes -= cap;
+        nng_msg_header_clear(m); /* REQ put the answer's request id there */
+        nng_msg_clear(m);
+        if (nng_msg_realloc(m, size) != 0) { /* cannot allocate: size fits */
+            nng_msg_free(m);
+            break;
+        }
+        return m;
+    }
+    nng_msg *m;
+    return nng_msg_alloc(&m, size) == 0 ? m : NULL;
+}
+
+/* Keeps m (an answer already decoded, or a request not sent) for msg_get,
+ * or frees it when enough are kept. */
+static void msg_put(svc_client *c, nng_msg *m)
+{
+    nng_msg_clear(m);
+    size_t cap = nng_msg_capacity(m);
+    if (c->nspare < SPARE_MSGS_MAX && c->nspare < (int)c->cfg.max_inflight &&
+        c->spare_bytes + cap <= SPARE_BYTES_MAX) {
+        c->spare[c->nspare++] = m;
+        c->spare_bytes += cap;
+        return;
+    }
+    nng_msg_free(m);
+}
+
+/*
+ * Once per process: large blocks come from the heap and freed heap is kept
+ * up to MALLOC_TRIM_THRESHOLD, instead of glibc's default of mapping each
+ * block over 128 KiB afresh (and trimming the heap when its top frees up).
+ * A proxy allocates and frees buffers of a request's size for every request
+ * (staging, the answer's column, nng's messages); with fresh mappings each
+ * of them costs its page faults and zeroing again, which made up a large
+ * part of the query's time.  rosd worker sets the same for its process.
+ */
+static void client_malloc_setup(void)
+{
+    mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
+    mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD);
+}
+
+/* ---------------------------------------------------------------- */
 /* The pump (caller's thread) */
 
 /* Applies what callbacks recorded, expires requests, sends what is due. */
@@ -1194,6 +1313,8 @@ svc_client *svc_client_open(const svc_client_config *cfg, ros_error *err)
                       NAME_MAX_LEN, cfg->service);
         return NULL;
     }
+    static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
+    pthread_once(&malloc_once, client_malloc_setup);
     svc_client *c = calloc(1, sizeof *c);
     if (!c || !(c->name = strdup(cfg->service))) {
         free(c);
@@ -1700,6 +1821,8 @@ void svc_client_close(svc_client *c)
         request_free(r);
     }
     membership_free(c->pending);
+    while (c->nspare > 0)
+        nng_msg_free(c->spare[--c->nspare]);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c->name);

@@ -51,6 +51,9 @@
 /* Most rows a batch may hold: offsets need nrows + 1 uint32 entries. */
 #define MAX_ROWS (UINT32_MAX - 1)
 
+/* svc_batch_append grows columns x4 below this many rows, x2 above. */
+#define GROW_FAST_ROWS 65536
+
 /* One column as validation found it: where its buffers are in the payload. */
 typedef struct col_layout {
     ros_type type;
@@ -71,7 +74,8 @@ static inline uint64_t get64(const uint8_t *p);
 static size_t frame_limit(size_t max_frame);
 static uint64_t header_bytes(const svc_frame_header *h);
 static int check_batch(const ros_batch *b, ros_error *err);
-static bool col_has_validity(const ros_vector *v);
+static bool bits_all_set(const uint8_t *v, uint32_t start, uint32_t end);
+static bool col_has_validity(const ros_vector *v, uint32_t start, uint32_t end);
 static uint64_t rows_payload(const ros_batch *b, uint32_t start, uint32_t end);
 static int check_header_out(const svc_frame_header *h, ros_error *err);
 static int check_limit(uint64_t total, size_t max_frame, ros_error *err);
@@ -291,11 +295,41 @@ static int alloc_frame(uint64_t total, uint8_t **out, size_t *outlen, ros_error 
 /* ---------------------------------------------------------------- */
 /* Batch sizes */
 
-/* NULL-typed columns always carry their (all-zero) bitmap: it keeps what a
- * decoder allocates proportional to the frame's size. */
-static bool col_has_validity(const ros_vector *v)
+/* True when bits [start, end) of the bitmap v are all set. */
+static bool bits_all_set(const uint8_t *v, uint32_t start, uint32_t end)
 {
-    return v->validity != NULL || v->type == ROS_TYPE_NULL;
+    uint32_t i = start;
+    for (; i < end && (i & 7); i++) /* up to a byte boundary */
+        if (!(v[i >> 3] & (1u << (i & 7))))
+            return false;
+    const uint8_t *p = v + (i >> 3);
+    uint32_t nbytes = (end - i) / 8;
+    uint32_t k = 0;
+    for (; k + 8 <= nbytes; k += 8) {
+        uint64_t word;
+        memcpy(&word, p + k, 8);
+        if (word != UINT64_MAX)
+            return false;
+    }
+    for (; k < nbytes; k++)
+        if (p[k] != 0xff)
+            return false;
+    for (i += 8 * nbytes; i < end; i++)
+        if (!(v[i >> 3] & (1u << (i & 7))))
+            return false;
+    return true;
+}
+
+/* Whether rows [start, end) of v travel with a validity bitmap: only when
+ * one of them is NULL, so a column without NULLs costs nothing for its
+ * bitmap on either side.  NULL-typed columns always carry their (all-zero)
+ * bitmap: it keeps what a decoder allocates proportional to the frame's
+ * size. */
+static bool col_has_validity(const ros_vector *v, uint32_t start, uint32_t end)
+{
+    if (v->type == ROS_TYPE_NULL)
+        return true;
+    return v->validity != NULL && !bits_all_set(v->validity, start, end);
 }
 
 /* What encoding needs of a batch: known types, columns as long as the batch
@@ -333,7 +367,7 @@ static uint64_t rows_payload(const ros_batch *b, uint32_t start, uint32_t end)
     uint64_t size = BATCH_HEAD + (uint64_t)b->ncols * COLDESC_SIZE;
     for (uint32_t c = 0; c < b->ncols; c++) {
         const ros_vector *v = &b->cols[c];
-        if (col_has_validity(v))
+        if (col_has_validity(v, start, end))
             size += pad8((n + 7) / 8);
         if (ros_type_is_varlen(v->type)) {
             size += pad8((n + 1) * 4);
@@ -389,6 +423,13 @@ int svc_frame_split(const svc_frame_header *h, const ros_batch *b, size_t max_fr
     svc_row_range *r = malloc(cap * sizeof *r);
     if (!r)
         return ros_error_oom(err);
+    if (fixed + rows_payload(b, 0, b->nrows) <= lim) { /* the common case: it fits */
+        r[0].start = 0;
+        r[0].end = b->nrows;
+        *parts = r;
+        *nparts = 1;
+        return 0;
+    }
     uint32_t start = 0;
     do {
         if (b->nrows > 0 && fixed + rows_payload(b, start, start + 1) > lim) {
@@ -446,13 +487,20 @@ static void copy_bits(uint8_t *dst, const uint8_t *src, uint32_t start, uint32_t
     }
 }
 
+/* Zeroes the padding after len bytes of a buffer padded to 8. */
+static inline void zero_pad(uint8_t *p, uint64_t len)
+{
+    uint64_t padded = pad8(len);
+    if (padded > len)
+        memset(p + len, 0, (size_t)(padded - len));
+}
+
 /* Writes the batch payload of rows [start, end) at p, exactly
- * rows_payload(b, start, end) bytes. */
+ * rows_payload(b, start, end) bytes.  Every byte is written once: values
+ * are copied, padding and bitmaps zeroed where they lie. */
 static void write_rows(uint8_t *p, const ros_batch *b, uint32_t start, uint32_t end)
 {
     uint32_t n = end - start;
-    uint64_t total = rows_payload(b, start, end);
-    memset(p, 0, total); /* padding and bitmaps start zeroed */
     put32(p, b->ncols);
     put32(p + 4, n);
     uint64_t pos = BATCH_HEAD + (uint64_t)b->ncols * COLDESC_SIZE;
@@ -460,33 +508,51 @@ static void write_rows(uint8_t *p, const ros_batch *b, uint32_t start, uint32_t 
         const ros_vector *v = &b->cols[c];
         uint8_t *d = p + BATCH_HEAD + (uint64_t)c * COLDESC_SIZE;
         bool varlen = ros_type_is_varlen(v->type);
+        bool validity = col_has_validity(v, start, end);
         uint32_t data_len = varlen && n ? v->offsets[end] - v->offsets[start] : 0;
         put16(d, (uint16_t)v->type);
-        put16(d + 2, col_has_validity(v) ? COLFLAG_VALIDITY : 0);
+        put16(d + 2, validity ? COLFLAG_VALIDITY : 0);
         put32(d + 4, data_len);
-        if (col_has_validity(v)) {
+        if (validity) {
+            uint64_t vb = pad8(((uint64_t)n + 7) / 8);
+            memset(p + pos, 0, (size_t)vb);
             if (v->validity && v->type != ROS_TYPE_NULL)
                 copy_bits(p + pos, v->validity, start, n);
-            pos += pad8(((uint64_t)n + 7) / 8);
+            pos += vb;
         }
         if (varlen) {
-            uint32_t base = n ? v->offsets[start] : 0;
-            for (uint32_t i = 0; n && i <= n; i++)
-                put32(p + pos + 4 * (uint64_t)i, v->offsets[start + i] - base);
-            pos += pad8(((uint64_t)n + 1) * 4);
+            /* the buffer need not be aligned (an nng message body): no
+             * uint32_t stores through it */
+            uint8_t *off = p + pos;
+            uint64_t olen = ((uint64_t)n + 1) * 4;
+            if (n == 0) {
+                put32(off, 0);
+            } else {
+                uint32_t base = v->offsets[start];
+                if (base == 0)
+                    memcpy(off, v->offsets + start, (size_t)olen);
+                else
+                    for (uint32_t i = 0; i <= n; i++)
+                        put32(off + 4 * (uint64_t)i, v->offsets[start + i] - base);
+            }
+            zero_pad(p + pos, olen);
+            pos += pad8(olen);
             if (data_len)
-                memcpy(p + pos, v->data + base, data_len);
+                memcpy(p + pos, v->data + v->offsets[start], data_len);
+            zero_pad(p + pos, data_len);
             pos += pad8(data_len);
         } else {
             size_t w = ros_type_width(v->type);
+            uint64_t vlen = (uint64_t)n * w;
             if (v->type == ROS_TYPE_BOOL) {
                 const uint8_t *src = (const uint8_t *)v->values + start;
                 for (uint32_t i = 0; i < n; i++)
                     p[pos + i] = src[i] != 0;
-            } else if (w && n) {
-                memcpy(p + pos, (const uint8_t *)v->values + (size_t)start * w, (size_t)n * w);
+            } else if (vlen) {
+                memcpy(p + pos, (const uint8_t *)v->values + (size_t)start * w, (size_t)vlen);
             }
-            pos += pad8((uint64_t)n * w);
+            zero_pad(p + pos, vlen);
+            pos += pad8(vlen);
         }
     }
 }
@@ -1016,6 +1082,84 @@ void svc_batch_free(ros_batch *b)
     memset(b, 0, sizeof *b);
 }
 
+/*
+ * Writes bits [0, n) of src (NULL: every bit equal to fill's) to bits
+ * [at, at + n) of dst, which has room for them.  Bits of dst below at are
+ * kept; bits past at + n in the last byte written are not (they lie past the
+ * vector's length).
+ */
+static void put_bits(uint8_t *dst, uint32_t at, const uint8_t *src, uint8_t fill, uint32_t n)
+{
+    if (n == 0)
+        return;
+    uint32_t sh = at & 7;
+    uint8_t *d = dst + at / 8;
+    size_t nbytes = ((size_t)n + 7) / 8;
+    if (sh == 0) {
+        if (src)
+            memcpy(d, src, nbytes);
+        else
+            memset(d, fill, nbytes);
+        return;
+    }
+    d[0] &= (uint8_t)((1u << sh) - 1);
+    for (size_t i = 0; i < nbytes; i++) {
+        uint8_t b = src ? src[i] : fill;
+        d[i] |= (uint8_t)(b << sh);
+        if (8 * i + 8 - sh < n) /* some bit of b lands in the next byte */
+            d[i + 1] = (uint8_t)(b >> (8 - sh));
+    }
+}
+
+/*
+ * Makes room in d for rows rows, with a validity bitmap (a vector that grows
+ * by appends keeps one, as ros_vector_reserve does): capacity grows
+ * geometrically, so appending many small batches copies each row O(1) times.
+ * Returns 0 or -1 (out of memory; d's rows are unchanged).
+ */
+static int grow_col(ros_vector *d, uint32_t rows)
+{
+    bool varlen = ros_type_is_varlen(d->type);
+    uint64_t cap = d->cap;
+    if (rows > cap) {
+        /* x4 while small, so that a batch built from many small ones is
+         * copied by realloc about a third of a time, not once more */
+        uint64_t grown = cap < GROW_FAST_ROWS ? cap * 4 : cap * 2;
+        cap = grown > rows ? grown : rows;
+        if (cap > MAX_ROWS)
+            cap = MAX_ROWS;
+    }
+    if (cap == 0)
+        cap = 1;
+    if (cap == d->cap && d->validity && (varlen ? d->offsets != NULL : d->values != NULL))
+        return 0;
+    size_t vb_new = ((size_t)cap + 7) / 8, vb_old = ((size_t)d->cap + 7) / 8;
+    uint8_t *val = realloc(d->validity, vb_new);
+    if (!val)
+        return -1;
+    if (!d->validity)
+        memset(val, 0xff, vb_new); /* no NULLs so far */
+    else if (vb_new > vb_old)
+        memset(val + vb_old, 0xff, vb_new - vb_old);
+    d->validity = val;
+    if (varlen) {
+        uint32_t *off = realloc(d->offsets, ((size_t)cap + 1) * sizeof *off);
+        if (!off)
+            return -1;
+        if (!d->offsets)
+            off[0] = 0;
+        d->offsets = off;
+    } else {
+        size_t w = ros_type_width(d->type);
+        void *nv = realloc(d->values, (size_t)cap * (w ? w : 1)); /* NULL type: a dummy byte a row */
+        if (!nv)
+            return -1;
+        d->values = nv;
+    }
+    d->cap = (uint32_t)cap;
+    return 0;
+}
+
 int svc_batch_append(ros_batch *dst, const ros_batch *src, ros_error *err)
 {
     if (check_batch(src, err) < 0)
@@ -1043,16 +1187,14 @@ int svc_batch_append(ros_batch *dst, const ros_batch *src, ros_error *err)
     if (rows > MAX_ROWS)
         return ros_error_set(err, SVC_ERR_PROGRAM_LIMIT, "batch of %llu rows is too large",
                              (unsigned long long)rows);
-    /* Reserve everything first so the appends below cannot fail halfway. */
+    /* Reserve everything first so the copies below cannot fail halfway. */
     for (uint32_t c = 0; c < src->ncols; c++) {
         ros_vector *d = &dst->cols[c];
         const ros_vector *s = &src->cols[c];
         if (d->len != dst->nrows)
             return ros_error_set(err, ROS_ERR_INTERNAL, "column %u has %u rows, the batch %u", c,
                                  d->len, dst->nrows);
-        if (ros_vector_reserve(d, (uint32_t)(rows ? rows : 1)) < 0)
-            return ros_error_oom(err);
-        if (!d->validity && ros_vector_reserve(d, d->cap) < 0)
+        if (grow_col(d, (uint32_t)rows) < 0)
             return ros_error_oom(err);
         if (ros_type_is_varlen(s->type) && src->nrows) {
             uint32_t add = s->offsets[src->nrows] - s->offsets[0];
@@ -1063,24 +1205,31 @@ int svc_batch_append(ros_batch *dst, const ros_batch *src, ros_error *err)
                 return ros_error_oom(err);
         }
     }
-    for (uint32_t c = 0; c < src->ncols; c++) {
+    /* One copy per buffer. */
+    uint32_t n0 = dst->nrows, n1 = src->nrows;
+    for (uint32_t c = 0; c < src->ncols && n1; c++) {
         ros_vector *d = &dst->cols[c];
         const ros_vector *s = &src->cols[c];
-        for (uint32_t i = 0; i < src->nrows; i++) {
-            bool null = s->type == ROS_TYPE_NULL || ros_vector_is_null(s, i);
-            int rc;
-            if (null)
-                rc = ros_vector_append_null(d);
-            else if (ros_type_is_varlen(s->type)) {
-                uint32_t n;
-                const uint8_t *bytes = ros_vector_bytes(s, i, &n);
-                rc = ros_vector_append_bytes(d, bytes, n);
-            } else
-                rc = ros_vector_append_fixed(d, (const uint8_t *)s->values +
-                                                    (size_t)i * ros_type_width(s->type));
-            if (rc < 0) /* cannot happen: reserved above */
-                return ros_error_oom(err);
+        if (s->type == ROS_TYPE_NULL)
+            put_bits(d->validity, n0, NULL, 0x00, n1);
+        else
+            put_bits(d->validity, n0, s->validity, 0xff, n1);
+        if (ros_type_is_varlen(s->type)) {
+            uint32_t s0 = s->offsets[0], add = s->offsets[n1] - s0, base = d->data_len;
+            if (add)
+                memcpy(d->data + base, s->data + s0, add);
+            d->offsets[n0] = base;
+            for (uint32_t i = 1; i <= n1; i++)
+                d->offsets[n0 + i] = base + (s->offsets[i] - s0);
+            d->data_len = base + add;
+        } else {
+            size_t w = ros_type_width(s->type);
+            if (w)
+                memcpy((uint8_t *)d->values + (size_t)n0 * w, s->values, (size_t)n1 * w);
+            else
+                memset((uint8_t *)d->values + n0, 0, n1); /* NULL type: dummy bytes */
         }
+        d->len = (uint32_t)rows;
     }
     dst->nrows = (uint32_t)rows;
     return 0;

@@ -164,7 +164,8 @@ void svc_frame_set_part(svc_frame_header *h, uint32_t index, uint32_t count);
 /* Sizes and splitting */
 
 /*
- * Returns the payload bytes that rows [start, end) of b encode to, or
+ * Returns the payload bytes that rows [start, end) of b encode to (a
+ * column's validity bitmap is sent only when a row of the range is NULL), or
  * SIZE_MAX when b cannot be encoded (unknown type, a column shorter than the
  * batch, missing buffers) or the range is out of bounds.
  */
@@ -274,7 +275,11 @@ const char *svc_frame_kind_name(uint16_t kind);
 
 /*
  * Appends every row of src to dst.  dst must have src's column count and
- * types, or be empty (ncols 0, nrows 0: it takes src's columns).  Returns 0,
+ * types, or be empty (ncols 0, nrows 0: it takes src's columns).  Each
+ * buffer is copied with one memcpy (validity bits shifted into place; src
+ * columns without a bitmap count as all valid) and dst's columns grow
+ * geometrically and keep a validity bitmap, so many small appends copy each
+ * row O(1) times.  Values of NULL rows are copied as they are.  Returns 0,
  * or -1 with err set (42804 on a shape mismatch, 54000 past 2^32-2 rows or
  * bytes, 53200 out of memory); dst's row count is unchanged on failure.
  */

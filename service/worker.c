@@ -208,6 +208,8 @@ static void exec_group(svc_worker *w, wreq **g, uint32_t n);
 static void run_batch(svc_worker *w, wreq **g, uint32_t n);
 static void answer_rows(svc_worker *w, wreq *r, const ros_batch *res, uint32_t start, uint32_t end);
 static void answer_error(svc_worker *w, wreq *r, const ros_error *e, int64_t row);
+static nng_msg *reply_msg(wreq *r, size_t size);
+static void frame_drop_batch(svc_frame *f);
 static void deliver(svc_worker *w, wreq *r, nng_msg *m, bool ok, uint32_t rows);
 static void worker_free(svc_worker *w);
 
@@ -1150,8 +1152,7 @@ static void answer_rows(svc_worker *w, wreq *r, const ros_batch *res, uint32_t s
         ros_error_set(&err, SVC_ERR_PROGRAM_LIMIT, "frame of %zu bytes exceeds the limit of %zu bytes",
                       total + payload, limit);
         ros_error_hint(&err, "Send fewer rows per request part.");
-    } else if (nng_msg_alloc(&m, total + payload) != 0) {
-        m = NULL;
+    } else if (!(m = reply_msg(r, total + payload))) {
         ros_error_oom(&err);
     } else if (svc_frame_write_rows(&h, res, start, end, w->max_frame, nng_msg_body(m), total + payload,
                                     &err) < 0) {
@@ -1163,6 +1164,38 @@ static void answer_rows(svc_worker *w, wreq *r, const ros_batch *res, uint32_t s
         return;
     }
     deliver(w, r, m, true, end - start);
+}
+
+/* Drops the batch of a decoded frame, keeping its header. */
+static void frame_drop_batch(svc_frame *f)
+{
+    if (f->borrowed)
+        free(f->batch.cols);
+    else
+        svc_batch_free(&f->batch);
+    memset(&f->batch, 0, sizeof f->batch);
+    f->borrowed = false;
+}
+
+/*
+ * A message of size bytes for r's answer: r's own request message when its
+ * buffer has room (the request's batch is not read again once the handler
+ * ran), else a new one.  Reusing it spares nng's zeroed allocation and the
+ * page faults of a fresh buffer for every answer.  NULL when out of memory.
+ */
+static nng_msg *reply_msg(wreq *r, size_t size)
+{
+    nng_msg *m = r->msg;
+    if (m && nng_msg_capacity(m) >= size) {
+        r->msg = NULL; /* r's batch view is dead from here on */
+        frame_drop_batch(&r->f);
+        nng_msg_header_clear(m);
+        nng_msg_clear(m);
+        if (nng_msg_realloc(m, size) == 0)
+            return m;
+        nng_msg_free(m);
+    }
+    return nng_msg_alloc(&m, size) == 0 ? m : NULL;
 }
 
 static void answer_error(svc_worker *w, wreq *r, const ros_error *e, int64_t row)

@@ -575,6 +575,50 @@ static void test_roundtrip_types(void **state)
     fake_stop(f);
 }
 
+/* Requests of sizes going up and down, one at a time and several at once:
+ * the client encodes requests into the messages of earlier answers when
+ * they have room, so a message is reused for a smaller request, replaced
+ * for a larger one, and every answer must still be exactly its request's. */
+static void test_message_reuse(void **state)
+{
+    (void)state;
+    fake *f = fake_start(FAKE_ECHO, "reuse", 0);
+    svc_client *c = client_open(4, 5000, 0, 0);
+    members_of(c, &f, 1);
+    wait_connected(c, 1);
+    static const uint32_t sizes[] = {5, 3000, 7, 20000, 1, 3000, 0, 9000, 2, 20001};
+    const size_t ns = sizeof sizes / sizeof sizes[0];
+    uint64_t seq = 2000;
+    for (size_t k = 0; k < ns; k++, seq++) {
+        ros_type t = k % 2 ? ROS_TYPE_TEXT : ROS_TYPE_INT64;
+        submit_ok(c, seq, t, sizes[k], k % 3 == 0);
+        svc_result res;
+        poll_one(c, &res);
+        assert_int_equal(res.seq, seq);
+        expect_echo(&res, t, sizes[k], k % 3 == 0);
+        svc_result_clear(&res);
+    }
+    /* four at a time, sizes rotating */
+    for (int round = 0; round < 5; round++) {
+        uint64_t first = seq;
+        for (int j = 0; j < 4; j++, seq++)
+            submit_ok(c, seq, ROS_TYPE_FLOAT64, sizes[(round + j) % ns], j == 1);
+        for (int j = 0; j < 4; j++) {
+            svc_result res;
+            poll_one(c, &res);
+            uint64_t k = res.seq - first;
+            assert_true(k < 4);
+            expect_echo(&res, ROS_TYPE_FLOAT64, sizes[(round + k) % ns], k == 1);
+            svc_result_clear(&res);
+        }
+    }
+    svc_client_stats st;
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_sent, ns + 20);
+    svc_client_close(c);
+    fake_stop(f);
+}
+
 static void test_inflight_limit(void **state)
 {
     (void)state;
@@ -773,12 +817,13 @@ static void test_error_passthrough(void **state)
     svc_client_close(c);
 
     /* Split: part 1 (rows 4..7) fails at its row 3, request row 7.  A frame
-     * of 4 int64 rows with method "m" and a validity bitmap is
-     * 64 + 8 + 8 + 8 + 8 + 32 = 128 bytes, of 5 rows 136.  The ERROR frame
-     * is larger than that: replies are decoded with a larger limit. */
+     * of 4 int64 rows without NULLs (so without a validity bitmap) with
+     * method "m" is 64 + 8 + 8 + 8 + 32 = 120 bytes, of 5 rows 128.  The
+     * ERROR frame is larger than that: replies are decoded with a larger
+     * limit. */
     fake_stop(f);
     f = fake_start(FAKE_ERROR, "error1", 1);
-    c = client_open(4, 5000, 3, 128);
+    c = client_open(4, 5000, 3, 120);
     members_of(c, &f, 1);
     wait_connected(c, 1);
     submit_ok(c, 6, ROS_TYPE_INT64, 10, false);
@@ -1242,6 +1287,7 @@ int main(int argc, char **argv)
         return die_main(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_types),
+        cmocka_unit_test(test_message_reuse),
         cmocka_unit_test(test_inflight_limit),
         cmocka_unit_test(test_load_aware_routing),
         cmocka_unit_test(test_retry_same_seq),

@@ -1109,6 +1109,87 @@ static bool example_library(char *path, size_t n)
     return true;
 }
 
+/* A text column of n rows, every 7th NULL, rows of len bytes. */
+static void batch_text(ros_batch *b, uint32_t n, uint32_t len)
+{
+    b->ncols = 1;
+    b->nrows = n;
+    b->cols = calloc(1, sizeof *b->cols);
+    assert_non_null(b->cols);
+    ros_vector_init(&b->cols[0], ROS_TYPE_TEXT);
+    char *s = malloc(len + 1);
+    assert_non_null(s);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i % 7 == 3) {
+            assert_int_equal(ros_vector_append_null(&b->cols[0]), 0);
+            continue;
+        }
+        for (uint32_t k = 0; k < len; k++)
+            s[k] = (char)('a' + (i * 7 + k * 3) % 26);
+        s[len] = '\0';
+        assert_int_equal(ros_vector_append_text(&b->cols[0], s), 0);
+    }
+    free(s);
+}
+
+/* Sends b (VOLATILE: never from the cache) twice under seq and seq + 1 and
+ * checks that both answers are real[] columns of n rows of dim floats (NULL
+ * where the text is) and equal. */
+static void embed_twice(fixture *fx, uint64_t seq, const ros_batch *b, uint32_t dim)
+{
+    svc_frame f[2];
+    for (int k = 0; k < 2; k++) {
+        uint8_t *buf;
+        size_t len;
+        req_frame(5, 1, seq + (uint64_t)k, 0, SVC_FLAG_VOLATILE, 0, b, &buf, &len);
+        rpc(fx->s, buf, len, &f[k]);
+        if (f[k].h.kind == SVC_KIND_ERROR)
+            fail_msg("ERROR %s: %s", f[k].remote.code, f[k].remote.message);
+        assert_int_equal(f[k].h.kind, SVC_KIND_RESPONSE);
+        assert_int_equal(f[k].h.id.seq, seq + (uint64_t)k);
+        assert_int_equal(f[k].batch.nrows, b->nrows);
+        const ros_vector *o = &f[k].batch.cols[0];
+        assert_int_equal(o->type, ROS_TYPE_FLOAT32_ARRAY);
+        for (uint32_t i = 0; i < b->nrows; i++) {
+            bool null = ros_vector_is_null(&b->cols[0], i);
+            assert_int_equal(ros_vector_is_null(o, i), null);
+            uint32_t l;
+            ros_vector_bytes(o, i, &l);
+            assert_int_equal(l, null ? 0 : dim * sizeof(float));
+        }
+    }
+    const ros_vector *a = &f[0].batch.cols[0], *c = &f[1].batch.cols[0];
+    assert_int_equal(a->data_len, c->data_len);
+    assert_memory_equal(a->data, c->data, a->data_len);
+    svc_frame_clear(&f[0]);
+    svc_frame_clear(&f[1]);
+}
+
+/* Answers are written into their request's message when it has room: an
+ * answer much larger than its request (short texts, 1024 floats a row) and
+ * one much smaller (long texts, one float a row) both arrive whole. */
+static void test_answer_sizes(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_start(&fx, config("builtin:embed", "dim=1024\n"), true);
+    ros_batch b;
+    batch_text(&b, 50, 4);
+    embed_twice(&fx, 10, &b, 1024);
+    svc_batch_free(&b);
+    fx_stop(&fx);
+
+    fx_start(&fx, config("builtin:embed", "dim=1\n"), true);
+    batch_text(&b, 50, 3000);
+    embed_twice(&fx, 20, &b, 1);
+    svc_batch_free(&b);
+    /* and the same worker again with short rows */
+    batch_text(&b, 300, 2);
+    embed_twice(&fx, 30, &b, 1);
+    svc_batch_free(&b);
+    fx_stop(&fx);
+}
+
 static void test_user_library(void **state)
 {
     (void)state;
@@ -1198,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_warming),
         cmocka_unit_test(test_failed_start),
         cmocka_unit_test(test_echo_types),
+        cmocka_unit_test(test_answer_sizes),
         cmocka_unit_test(test_batching_across_callers),
         cmocka_unit_test(test_batching_limits),
         cmocka_unit_test(test_cache),
