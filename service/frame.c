@@ -943,10 +943,15 @@ static int materialise_batch(const uint8_t *p, uint64_t n, const col_layout *col
             v->len = v->cap = 0;
             continue;
         }
-        if (L->has_validity && vbytes) {
+        if (vbytes) {
+            /* an owned vector always has its bitmap (appends set bits in
+             * it); a column sent without one is all valid */
             if (!(v->validity = malloc(vbytes)))
                 goto oom;
-            memcpy(v->validity, p + L->validity, vbytes);
+            if (L->has_validity)
+                memcpy(v->validity, p + L->validity, vbytes);
+            else
+                memset(v->validity, 0xff, vbytes);
         }
         if (vsize) {
             void *dst = malloc(vsize);
