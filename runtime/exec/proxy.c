@@ -39,8 +39,8 @@
 #include "service/coordinator.h"
 
 typedef struct chunk {
-  ros_batch rows; /* copy of one child batch */
-  int refs;       /* units still using it */
+    ros_batch rows;  /* copy of one child batch */
+    int refs;        /* units still using it */
 } chunk;
 
 typedef struct unit unit;
@@ -51,302 +51,307 @@ typedef struct unit unit;
 
 /* One request of a unit: all its rows, or after a failure a subset. */
 typedef struct preq {
-  unit *u;
-  uint32_t *idx; /* rows of the unit (indexes into u->sent), NULL: all */
-  uint32_t n;
-  ros_batch args; /* built, until submitted */
-  uint64_t seq;
-  bool alone;        /* SVC_FLAG_ALONE */
-  int victim_rounds; /* times asked again after dying alone with its instance */
-  bool submitted;
-  bool done;
-  bool ok;
-  ros_vector result; /* ok: n results */
+    unit *u;
+    uint32_t *idx;       /* rows of the unit (indexes into u->sent), NULL: all */
+    uint32_t n;
+    ros_batch args;      /* built, until submitted */
+    uint64_t seq;
+    bool alone;          /* SVC_FLAG_ALONE */
+    int victim_rounds;   /* times asked again after dying alone with its instance */
+    bool submitted;
+    bool done;
+    bool ok;
+    ros_vector result;   /* ok: n results */
 } preq;
 
 struct unit {
-  unit *next;
-  chunk *ch;
-  uint32_t start, end; /* rows of the chunk */
-  uint32_t *sent; /* chunk rows sent (strict functions skip NULL arguments) */
-  uint32_t nsent;
-  preq **reqs; /* its requests; failed ones are replaced by others */
-  uint32_t nreqs, capreqs;
-  uint32_t open; /* requests not answered */
-  uint8_t *bad;  /* NULL, or nsent flags: the function failed on that row */
-  uint32_t nbad;
-  uint64_t no;   /* units numbered in input order */
-  bool fail_set; /* on_error = 'fail': a row failed (fail_k, fail_error) */
-  uint32_t fail_k;
-  ros_error fail_error;
-  bool failed; /* the query fails with error */
-  ros_error error;
+    unit *next;
+    chunk *ch;
+    uint32_t start, end; /* rows of the chunk */
+    uint32_t *sent;      /* chunk rows sent (strict functions skip NULL arguments) */
+    uint32_t nsent;
+    preq **reqs;         /* its requests; failed ones are replaced by others */
+    uint32_t nreqs, capreqs;
+    uint32_t open;       /* requests not answered */
+    uint8_t *bad;        /* NULL, or nsent flags: the function failed on that row */
+    uint32_t nbad;
+    uint64_t no;         /* units numbered in input order */
+    bool fail_set;       /* on_error = 'fail': a row failed (fail_k, fail_error) */
+    uint32_t fail_k;
+    ros_error fail_error;
+    bool failed;         /* the query fails with error */
+    ros_error error;
 };
 
 struct rt_proxy {
-  rt_exec_ctx *ctx;
-  const plan_node *plan;
-  svc_client *client;
-  rt_expr **args;
-  unit *head, *tail; /* outstanding units in input order */
-  uint64_t pending_rows;
-  uint64_t next_seq;
-  bool child_done;
-  uint32_t *iota; /* 0, 1, 2, ... for gathers */
-  uint32_t iota_len;
-  /* rows accumulated for the next units */
-  chunk *cur;         /* child rows */
-  ros_batch cur_args; /* arguments of the rows to send */
-  uint32_t *sent;     /* rows of cur to send (all but STRICT NULLs) */
-  uint32_t nsent;
-  rt_expr *guard;          /* which rows need the call, or NULL: all */
-  ros_batch guarded;       /* the child's rows that need it, when not all do */
-  uint64_t nfailed;        /* rows given the on_error treatment */
-  ros_error first_failure; /* the first of them */
-  char first_args[512];    /* its arguments */
-  uint64_t first_at;       /* its place: unit number << 32 | row */
-  uint64_t next_unit;
-  bool reported;
+    rt_exec_ctx *ctx;
+    const plan_node *plan;
+    svc_client *client;
+    rt_expr **args;
+    unit *head, *tail;   /* outstanding units in input order */
+    uint64_t pending_rows;
+    uint64_t next_seq;
+    bool child_done;
+    uint32_t *iota;      /* 0, 1, 2, ... for gathers */
+    uint32_t iota_len;
+    /* rows accumulated for the next units */
+    chunk *cur;          /* child rows */
+    ros_batch cur_args;  /* arguments of the rows to send */
+    uint32_t *sent;      /* rows of cur to send (all but STRICT NULLs) */
+    uint32_t nsent;
+    rt_expr *guard;      /* which rows need the call, or NULL: all */
+    ros_batch guarded;   /* the child's rows that need it, when not all do */
+    uint64_t nfailed;    /* rows given the on_error treatment */
+    ros_error first_failure; /* the first of them */
+    char first_args[512];    /* its arguments */
+    uint64_t first_at;       /* its place: unit number << 32 | row */
+    uint64_t next_unit;
+    bool reported;
 };
 
 /* px->guarded = rows sel[0..n) of in. */
-static int gather_batch(rt_proxy *px, const ros_batch *in, const uint32_t *sel,
-                        uint32_t n) {
-  if (px->guarded.ncols != in->ncols) {
-    for (uint32_t c = 0; c < px->guarded.ncols; c++)
-      ros_vector_free(&px->guarded.cols[c]);
-    free(px->guarded.cols);
-    px->guarded.ncols = 0;
-    if (!(px->guarded.cols = calloc(in->ncols + 1, sizeof(ros_vector))))
-      return -1;
-    px->guarded.ncols = in->ncols;
+static int gather_batch(rt_proxy *px, const ros_batch *in, const uint32_t *sel, uint32_t n)
+{
+    if (px->guarded.ncols != in->ncols) {
+        for (uint32_t c = 0; c < px->guarded.ncols; c++)
+            ros_vector_free(&px->guarded.cols[c]);
+        free(px->guarded.cols);
+        px->guarded.ncols = 0;
+        if (!(px->guarded.cols = calloc(in->ncols + 1, sizeof(ros_vector))))
+            return -1;
+        px->guarded.ncols = in->ncols;
+        for (uint32_t c = 0; c < in->ncols; c++)
+            ros_vector_init(&px->guarded.cols[c], in->cols[c].type);
+    }
     for (uint32_t c = 0; c < in->ncols; c++)
-      ros_vector_init(&px->guarded.cols[c], in->cols[c].type);
-  }
-  for (uint32_t c = 0; c < in->ncols; c++)
-    if (rt_vector_gather(&px->guarded.cols[c], &in->cols[c], sel, n) < 0)
-      return -1;
-  px->guarded.nrows = n;
-  return 0;
+        if (rt_vector_gather(&px->guarded.cols[c], &in->cols[c], sel, n) < 0)
+            return -1;
+    px->guarded.nrows = n;
+    return 0;
 }
 
-static void preq_free(preq *r) {
-  if (!r)
-    return;
-  free(r->idx);
-  svc_batch_free(&r->args);
-  ros_vector_free(&r->result);
-  free(r);
+static void preq_free(preq *r)
+{
+    if (!r)
+        return;
+    free(r->idx);
+    svc_batch_free(&r->args);
+    ros_vector_free(&r->result);
+    free(r);
 }
 
-static void unit_free(unit *u) {
-  if (!u)
-    return;
-  if (u->ch && --u->ch->refs == 0) {
-    rt_batch_free(&u->ch->rows);
-    free(u->ch);
-  }
-  free(u->sent);
-  for (uint32_t i = 0; i < u->nreqs; i++)
-    preq_free(u->reqs[i]);
-  free(u->reqs);
-  free(u->bad);
-  free(u);
+static void unit_free(unit *u)
+{
+    if (!u)
+        return;
+    if (u->ch && --u->ch->refs == 0) {
+        rt_batch_free(&u->ch->rows);
+        free(u->ch);
+    }
+    free(u->sent);
+    for (uint32_t i = 0; i < u->nreqs; i++)
+        preq_free(u->reqs[i]);
+    free(u->reqs);
+    free(u->bad);
+    free(u);
 }
 
 static bool unit_done(const unit *u) { return u->failed || u->open == 0; }
 
 /* Adds a request for rows idx[0..n) of u (idx NULL: all; taken). */
-static preq *add_req(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n,
-                     bool alone) {
-  if (u->nreqs == u->capreqs) {
-    uint32_t cap = u->capreqs ? u->capreqs * 2 : 1;
-    preq **a = realloc(u->reqs, sizeof(preq *) * cap);
-    if (!a)
-      return NULL;
-    u->reqs = a;
-    u->capreqs = cap;
-  }
-  preq *r = calloc(1, sizeof *r);
-  if (!r)
-    return NULL;
-  r->u = u;
-  r->idx = idx;
-  r->n = n;
-  r->alone = alone;
-  r->seq = px->next_seq++;
-  ros_vector_init(&r->result, px->plan->types[px->plan->ncols - 1]);
-  u->reqs[u->nreqs++] = r;
-  u->open++;
-  return r;
+static preq *add_req(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool alone)
+{
+    if (u->nreqs == u->capreqs) {
+        uint32_t cap = u->capreqs ? u->capreqs * 2 : 1;
+        preq **a = realloc(u->reqs, sizeof(preq *) * cap);
+        if (!a)
+            return NULL;
+        u->reqs = a;
+        u->capreqs = cap;
+    }
+    preq *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->u = u;
+    r->idx = idx;
+    r->n = n;
+    r->alone = alone;
+    r->seq = px->next_seq++;
+    ros_vector_init(&r->result, px->plan->types[px->plan->ncols - 1]);
+    u->reqs[u->nreqs++] = r;
+    u->open++;
+    return r;
 }
 
-rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err) {
-  rt_proxy *px = calloc(1, sizeof *px);
-  if (!px) {
-    ros_error_oom(err);
-    return NULL;
-  }
-  px->ctx = ctx;
-  px->plan = p;
-  if (p->u.proxy.nargs > ROS_UDF_MAX_ARGS) {
-    ros_error_set(err, ROS_ERR_NOT_SUPPORTED,
-                  "function %s has more than %d arguments", p->u.proxy.function,
-                  ROS_UDF_MAX_ARGS);
-    free(px);
-    return NULL;
-  }
-  px->args = calloc((size_t)p->u.proxy.nargs + 1, sizeof(rt_expr *));
-  if (!px->args) {
-    ros_error_oom(err);
-    goto fail;
-  }
-  for (int i = 0; i < p->u.proxy.nargs; i++)
-    if (!(px->args[i] = rt_expr_compile(ctx, p->u.proxy.args[i], err)))
-      goto fail;
-  if (p->u.proxy.guard &&
-      !(px->guard = rt_expr_compile(ctx, p->u.proxy.guard, err)))
-    goto fail;
+rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
+{
+    rt_proxy *px = calloc(1, sizeof *px);
+    if (!px) {
+        ros_error_oom(err);
+        return NULL;
+    }
+    px->ctx = ctx;
+    px->plan = p;
+    if (p->u.proxy.nargs > ROS_UDF_MAX_ARGS) {
+        ros_error_set(err, ROS_ERR_NOT_SUPPORTED, "function %s has more than %d arguments", p->u.proxy.function,
+                      ROS_UDF_MAX_ARGS);
+        free(px);
+        return NULL;
+    }
+    px->args = calloc((size_t)p->u.proxy.nargs + 1, sizeof(rt_expr *));
+    if (!px->args) {
+        ros_error_oom(err);
+        goto fail;
+    }
+    for (int i = 0; i < p->u.proxy.nargs; i++)
+        if (!(px->args[i] = rt_expr_compile(ctx, p->u.proxy.args[i], err)))
+            goto fail;
+    if (p->u.proxy.guard && !(px->guard = rt_expr_compile(ctx, p->u.proxy.guard, err)))
+        goto fail;
 
-  svc_client_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.service = p->u.proxy.service;
-  uint32_t batch = p->u.proxy.max_batch ? p->u.proxy.max_batch : 1;
-  cfg.max_inflight = (p->u.proxy.max_inflight + batch - 1) / batch + 1;
-  cfg.timeout_ms = p->u.proxy.timeout_ms;
-  cfg.max_retries = p->u.proxy.max_retries;
-  cfg.max_frame = (size_t)p->u.proxy.max_frame;
-  cfg.job = 0; /* ad-hoc query: the client draws a random job id */
-  cfg.op = (uint32_t)p->u.proxy.op_id;
-  /* the function's service exists (the catalog says so), maybe not ready yet */
-  if (!(px->client = svc_coord_client(cat_path(ctx->db), &cfg, false, err)))
-    goto fail;
-  return px;
+    svc_client_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.service = p->u.proxy.service;
+    uint32_t batch = p->u.proxy.max_batch ? p->u.proxy.max_batch : 1;
+    cfg.max_inflight = (p->u.proxy.max_inflight + batch - 1) / batch + 1;
+    cfg.timeout_ms = p->u.proxy.timeout_ms;
+    cfg.max_retries = p->u.proxy.max_retries;
+    cfg.max_frame = (size_t)p->u.proxy.max_frame;
+    cfg.job = 0; /* ad-hoc query: the client draws a random job id */
+    cfg.op = (uint32_t)p->u.proxy.op_id;
+    /* the function's service exists (the catalog says so), maybe not ready yet */
+    if (!(px->client = svc_coord_client(cat_path(ctx->db), &cfg, false, err)))
+        goto fail;
+    return px;
 fail:
-  rt_proxy_free(px);
-  return NULL;
+    rt_proxy_free(px);
+    return NULL;
 }
 
-void rt_proxy_free(rt_proxy *px) {
-  if (!px)
-    return;
-  if (px->client)
-    svc_client_close(px->client);
-  while (px->head) {
-    unit *n = px->head->next;
-    unit_free(px->head);
-    px->head = n;
-  }
-  if (px->cur) {
-    rt_batch_free(&px->cur->rows);
-    free(px->cur);
-  }
-  svc_batch_free(&px->cur_args);
-  free(px->sent);
-  for (int i = 0; px->args && i < px->plan->u.proxy.nargs; i++)
-    rt_expr_free(px->args[i]);
-  free(px->args);
-  rt_expr_free(px->guard);
-  for (uint32_t c = 0; c < px->guarded.ncols; c++)
-    ros_vector_free(&px->guarded.cols[c]);
-  free(px->guarded.cols);
-  free(px->iota);
-  free(px);
+void rt_proxy_free(rt_proxy *px)
+{
+    if (!px)
+        return;
+    if (px->client)
+        svc_client_close(px->client);
+    while (px->head) {
+        unit *n = px->head->next;
+        unit_free(px->head);
+        px->head = n;
+    }
+    if (px->cur) {
+        rt_batch_free(&px->cur->rows);
+        free(px->cur);
+    }
+    svc_batch_free(&px->cur_args);
+    free(px->sent);
+    for (int i = 0; px->args && i < px->plan->u.proxy.nargs; i++)
+        rt_expr_free(px->args[i]);
+    free(px->args);
+    rt_expr_free(px->guard);
+    for (uint32_t c = 0; c < px->guarded.ncols; c++)
+        ros_vector_free(&px->guarded.cols[c]);
+    free(px->guarded.cols);
+    free(px->iota);
+    free(px);
 }
 
-static int ensure_iota(rt_proxy *px, uint32_t n) {
-  if (px->iota_len >= n)
+static int ensure_iota(rt_proxy *px, uint32_t n)
+{
+    if (px->iota_len >= n)
+        return 0;
+    uint32_t *p = realloc(px->iota, sizeof(uint32_t) * n);
+    if (!p)
+        return -1;
+    for (uint32_t i = px->iota_len; i < n; i++)
+        p[i] = i;
+    px->iota = p;
+    px->iota_len = n;
     return 0;
-  uint32_t *p = realloc(px->iota, sizeof(uint32_t) * n);
-  if (!p)
-    return -1;
-  for (uint32_t i = px->iota_len; i < n; i++)
-    p[i] = i;
-  px->iota = p;
-  px->iota_len = n;
-  return 0;
 }
 
 /* Appends rows of a gathered selection of src columns to dst (a batch with
  * the same column types). */
-static int append_rows(ros_batch *dst, const ros_vector *const *src, int ncols,
-                       const uint32_t *sel, uint32_t n, ros_error *err) {
-  ros_vector tmp[ROS_UDF_MAX_ARGS + 1];
-  ros_batch b = {(uint32_t)ncols, n, tmp};
-  int rc = 0;
-  for (int i = 0; i < ncols; i++)
-    ros_vector_init(&tmp[i], src[i]->type);
-  for (int i = 0; i < ncols && rc == 0; i++)
-    if (rt_vector_gather(&tmp[i], src[i], sel, n) < 0)
-      rc = ros_error_oom(err);
-  if (rc == 0)
-    rc = svc_batch_append(dst, &b, err);
-  for (int i = 0; i < ncols; i++)
-    ros_vector_free(&tmp[i]);
-  return rc;
+static int append_rows(ros_batch *dst, const ros_vector *const *src, int ncols, const uint32_t *sel, uint32_t n,
+                       ros_error *err)
+{
+    ros_vector tmp[ROS_UDF_MAX_ARGS + 1];
+    ros_batch b = {(uint32_t)ncols, n, tmp};
+    int rc = 0;
+    for (int i = 0; i < ncols; i++)
+        ros_vector_init(&tmp[i], src[i]->type);
+    for (int i = 0; i < ncols && rc == 0; i++)
+        if (rt_vector_gather(&tmp[i], src[i], sel, n) < 0)
+            rc = ros_error_oom(err);
+    if (rc == 0)
+        rc = svc_batch_append(dst, &b, err);
+    for (int i = 0; i < ncols; i++)
+        ros_vector_free(&tmp[i]);
+    return rc;
 }
 
 /* Cuts the accumulated rows into units of at most max_batch rows. */
-static int cut_units(rt_proxy *px, ros_error *err) {
-  chunk *ch = px->cur;
-  px->cur = NULL;
-  if (!ch)
-    return 0;
-  const plan_node *p = px->plan;
-  int nargs = p->u.proxy.nargs;
-  uint32_t batch = p->u.proxy.max_batch ? p->u.proxy.max_batch : 1;
-  uint32_t nrows = ch->rows.nrows;
-  uint32_t k = 0; /* next entry of cur_sent */
-  int rc = 0;
-  for (uint32_t start = 0; start < nrows && rc == 0; start += batch) {
-    uint32_t end = start + batch < nrows ? start + batch : nrows;
-    unit *u = calloc(1, sizeof *u);
-    if (!u) {
-      rc = ros_error_oom(err);
-      break;
+static int cut_units(rt_proxy *px, ros_error *err)
+{
+    chunk *ch = px->cur;
+    px->cur = NULL;
+    if (!ch)
+        return 0;
+    const plan_node *p = px->plan;
+    int nargs = p->u.proxy.nargs;
+    uint32_t batch = p->u.proxy.max_batch ? p->u.proxy.max_batch : 1;
+    uint32_t nrows = ch->rows.nrows;
+    uint32_t k = 0; /* next entry of cur_sent */
+    int rc = 0;
+    for (uint32_t start = 0; start < nrows && rc == 0; start += batch) {
+        uint32_t end = start + batch < nrows ? start + batch : nrows;
+        unit *u = calloc(1, sizeof *u);
+        if (!u) {
+            rc = ros_error_oom(err);
+            break;
+        }
+        u->ch = ch;
+        ch->refs++;
+        u->no = px->next_unit++;
+        u->start = start;
+        u->end = end;
+        if (px->tail)
+            px->tail->next = u;
+        else
+            px->head = u;
+        px->tail = u;
+        px->pending_rows += end - start;
+        uint32_t lo = k;
+        while (k < px->nsent && px->sent[k] < end)
+            k++;
+        u->nsent = k - lo;
+        if (u->nsent == 0)
+            continue; /* every row has a NULL argument: nothing to ask */
+        u->sent = malloc(sizeof(uint32_t) * u->nsent);
+        preq *r = u->sent ? add_req(px, u, NULL, u->nsent, false) : NULL;
+        if (!r || ensure_iota(px, k) < 0) {
+            rc = ros_error_oom(err);
+            break;
+        }
+        memcpy(u->sent, px->sent + lo, sizeof(uint32_t) * u->nsent);
+        if (lo == 0 && k == px->nsent) {
+            /* the whole accumulated argument batch: move it */
+            r->args = px->cur_args;
+            memset(&px->cur_args, 0, sizeof px->cur_args);
+            continue;
+        }
+        const ros_vector *cols[ROS_UDF_MAX_ARGS + 1];
+        for (int i = 0; i < nargs; i++)
+            cols[i] = &px->cur_args.cols[i];
+        rc = append_rows(&r->args, cols, nargs, px->iota + lo, u->nsent, err);
     }
-    u->ch = ch;
-    ch->refs++;
-    u->no = px->next_unit++;
-    u->start = start;
-    u->end = end;
-    if (px->tail)
-      px->tail->next = u;
-    else
-      px->head = u;
-    px->tail = u;
-    px->pending_rows += end - start;
-    uint32_t lo = k;
-    while (k < px->nsent && px->sent[k] < end)
-      k++;
-    u->nsent = k - lo;
-    if (u->nsent == 0)
-      continue; /* every row has a NULL argument: nothing to ask */
-    u->sent = malloc(sizeof(uint32_t) * u->nsent);
-    preq *r = u->sent ? add_req(px, u, NULL, u->nsent, false) : NULL;
-    if (!r || ensure_iota(px, k) < 0) {
-      rc = ros_error_oom(err);
-      break;
+    svc_batch_free(&px->cur_args);
+    px->nsent = 0;
+    if (ch->refs == 0) {
+        rt_batch_free(&ch->rows);
+        free(ch);
     }
-    memcpy(u->sent, px->sent + lo, sizeof(uint32_t) * u->nsent);
-    if (lo == 0 && k == px->nsent) {
-      /* the whole accumulated argument batch: move it */
-      r->args = px->cur_args;
-      memset(&px->cur_args, 0, sizeof px->cur_args);
-      continue;
-    }
-    const ros_vector *cols[ROS_UDF_MAX_ARGS + 1];
-    for (int i = 0; i < nargs; i++)
-      cols[i] = &px->cur_args.cols[i];
-    rc = append_rows(&r->args, cols, nargs, px->iota + lo, u->nsent, err);
-  }
-  svc_batch_free(&px->cur_args);
-  px->nsent = 0;
-  if (ch->refs == 0) {
-    rt_batch_free(&ch->rows);
-    free(ch);
-  }
-  return rc;
+    return rc;
 }
 
 /*
@@ -355,583 +360,557 @@ static int cut_units(rt_proxy *px, ros_error *err) {
  * max_batch rows whatever the child's batch size.  Returns 1, 0 at the end
  * of the input, -1 on error.
  */
-static int pull(rt_proxy *px, rt_op *child, ros_error *err) {
-  ros_batch *in;
-  int rc = rt_op_next(child, &in, err);
-  if (rc < 0)
-    return -1;
-  if (rc == 0)
-    return cut_units(px, err) < 0 ? -1 : 0;
-  if (in->nrows == 0)
-    return 1;
-  const plan_node *p = px->plan;
-  int nargs = p->u.proxy.nargs;
-  /* a guarded call (under CASE/COALESCE): only rows that need it are sent,
-   * and its arguments are evaluated on those rows only */
-  const ros_batch *ab = in;
-  uint32_t gn = in->nrows;
-  uint32_t *gsel = NULL;
-  if (px->guard) {
-    const ros_vector *g = rt_expr_eval(px->guard, in, err);
-    if (!g)
-      return -1;
-    if (!(gsel = malloc(sizeof(uint32_t) * in->nrows)))
-      return ros_error_oom(err);
-    gn = 0;
-    for (uint32_t r = 0; r < in->nrows; r++)
-      if (!ros_vector_is_null(g, r) && ROS_VEC_BOOL(g)[r])
-        gsel[gn++] = r;
-    if (gn < in->nrows) {
-      if (gather_batch(px, in, gsel, gn) < 0) {
+static int pull(rt_proxy *px, rt_op *child, ros_error *err)
+{
+    ros_batch *in;
+    int rc = rt_op_next(child, &in, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return cut_units(px, err) < 0 ? -1 : 0;
+    if (in->nrows == 0)
+        return 1;
+    const plan_node *p = px->plan;
+    int nargs = p->u.proxy.nargs;
+    /* a guarded call (under CASE/COALESCE): only rows that need it are sent,
+     * and its arguments are evaluated on those rows only */
+    const ros_batch *ab = in;
+    uint32_t gn = in->nrows;
+    uint32_t *gsel = NULL;
+    if (px->guard) {
+        const ros_vector *g = rt_expr_eval(px->guard, in, err);
+        if (!g)
+            return -1;
+        if (!(gsel = malloc(sizeof(uint32_t) * in->nrows)))
+            return ros_error_oom(err);
+        gn = 0;
+        for (uint32_t r = 0; r < in->nrows; r++)
+            if (!ros_vector_is_null(g, r) && ROS_VEC_BOOL(g)[r])
+                gsel[gn++] = r;
+        if (gn < in->nrows) {
+            if (gather_batch(px, in, gsel, gn) < 0) {
+                free(gsel);
+                return ros_error_oom(err);
+            }
+            ab = &px->guarded;
+        }
+    }
+    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
+    for (int i = 0; i < nargs && gn > 0; i++)
+        if (!(argv[i] = rt_expr_eval(px->args[i], ab, err))) {
+            free(gsel);
+            return -1;
+        }
+    if (!px->cur) {
+        px->cur = calloc(1, sizeof *px->cur);
+        if (!px->cur) {
+            free(gsel);
+            return ros_error_oom(err);
+        }
+    }
+    chunk *ch = px->cur;
+    uint32_t base = ch->rows.nrows;
+    if (svc_batch_append(&ch->rows, in, err) < 0) {
+        free(gsel);
+        return -1;
+    }
+    /* rows to send: all (that need the call), or for a STRICT function those
+     * without a NULL argument */
+    uint32_t *sel = malloc(sizeof(uint32_t) * (gn ? gn : 1));
+    uint32_t *more = realloc(px->sent, sizeof(uint32_t) * (px->nsent + in->nrows));
+    if (!sel || !more) {
+        free(sel);
         free(gsel);
         return ros_error_oom(err);
-      }
-      ab = &px->guarded;
     }
-  }
-  const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
-  for (int i = 0; i < nargs && gn > 0; i++)
-    if (!(argv[i] = rt_expr_eval(px->args[i], ab, err))) {
-      free(gsel);
-      return -1;
+    px->sent = more;
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < gn; r++) {
+        bool skip = false;
+        for (int i = 0; i < nargs && p->u.proxy.strict && !skip; i++)
+            skip = ros_vector_is_null(argv[i], r);
+        if (!skip) {
+            sel[n++] = r;
+            px->sent[px->nsent++] = base + (gsel ? gsel[r] : r);
+        }
     }
-  if (!px->cur) {
-    px->cur = calloc(1, sizeof *px->cur);
-    if (!px->cur) {
-      free(gsel);
-      return ros_error_oom(err);
-    }
-  }
-  chunk *ch = px->cur;
-  uint32_t base = ch->rows.nrows;
-  if (svc_batch_append(&ch->rows, in, err) < 0) {
     free(gsel);
-    return -1;
-  }
-  /* rows to send: all (that need the call), or for a STRICT function those
-   * without a NULL argument */
-  uint32_t *sel = malloc(sizeof(uint32_t) * (gn ? gn : 1));
-  uint32_t *more =
-      realloc(px->sent, sizeof(uint32_t) * (px->nsent + in->nrows));
-  if (!sel || !more) {
+    if (n > 0 && px->cur_args.ncols == 0 && px->cur_args.nrows == 0) {
+        /* first rows: the argument batch takes the argument types */
+        px->cur_args.cols = calloc((size_t)nargs + 1, sizeof(ros_vector));
+        if (!px->cur_args.cols) {
+            free(sel);
+            return ros_error_oom(err);
+        }
+        px->cur_args.ncols = (uint32_t)nargs;
+        for (int i = 0; i < nargs; i++)
+            ros_vector_init(&px->cur_args.cols[i], argv[i]->type);
+    }
+    rc = n > 0 ? append_rows(&px->cur_args, argv, nargs, sel, n, err) : 0;
     free(sel);
-    free(gsel);
-    return ros_error_oom(err);
-  }
-  px->sent = more;
-  uint32_t n = 0;
-  for (uint32_t r = 0; r < gn; r++) {
-    bool skip = false;
-    for (int i = 0; i < nargs && p->u.proxy.strict && !skip; i++)
-      skip = ros_vector_is_null(argv[i], r);
-    if (!skip) {
-      sel[n++] = r;
-      px->sent[px->nsent++] = base + (gsel ? gsel[r] : r);
-    }
-  }
-  free(gsel);
-  if (n > 0 && px->cur_args.ncols == 0 && px->cur_args.nrows == 0) {
-    /* first rows: the argument batch takes the argument types */
-    px->cur_args.cols = calloc((size_t)nargs + 1, sizeof(ros_vector));
-    if (!px->cur_args.cols) {
-      free(sel);
-      return ros_error_oom(err);
-    }
-    px->cur_args.ncols = (uint32_t)nargs;
-    for (int i = 0; i < nargs; i++)
-      ros_vector_init(&px->cur_args.cols[i], argv[i]->type);
-  }
-  rc = n > 0 ? append_rows(&px->cur_args, argv, nargs, sel, n, err) : 0;
-  free(sel);
-  if (rc < 0)
-    return -1;
-  if (ch->rows.nrows >= p->u.proxy.max_batch && cut_units(px, err) < 0)
-    return -1;
-  return 1;
+    if (rc < 0)
+        return -1;
+    if (ch->rows.nrows >= p->u.proxy.max_batch && cut_units(px, err) < 0)
+        return -1;
+    return 1;
 }
 
 /* Submits requests not yet sent, in order, while the client takes them. */
-static int submit_pending(rt_proxy *px, ros_error *err) {
-  const plan_node *p = px->plan;
-  uint32_t flags = (p->u.proxy.ordered ? SVC_FLAG_ORDERED : 0) |
-                   (p->u.proxy.is_volatile ? SVC_FLAG_VOLATILE : 0);
-  for (unit *u = px->head; u; u = u->next) {
-    if (unit_done(u))
-      continue;
-    for (uint32_t i = 0; i < u->nreqs; i++) {
-      preq *r = u->reqs[i];
-      if (r->done || r->submitted)
-        continue;
-      int rc = svc_client_submit(px->client, r->seq, p->u.proxy.method,
-                                 flags | (r->alone ? SVC_FLAG_ALONE : 0),
-                                 &r->args, r, err);
-      if (rc < 0) {
-        if (!err->detail[0])
-          ros_error_detail(err,
-                           "While sending arguments of %s to service \"%s\".",
-                           p->u.proxy.function, p->u.proxy.service);
-        if (strcmp(err->code, SVC_ERR_PROGRAM_LIMIT) == 0 && !err->hint[0])
-          ros_error_hint(err,
-                         "Raise the service's max_frame_bytes (ALTER SERVICE "
-                         "%s SET (max_frame_bytes = ...)).",
-                         p->u.proxy.service);
-        return -1;
-      }
-      if (rc == 1)
-        return 0; /* in-flight limit: later */
-      r->submitted = true;
+static int submit_pending(rt_proxy *px, ros_error *err)
+{
+    const plan_node *p = px->plan;
+    uint32_t flags = (p->u.proxy.ordered ? SVC_FLAG_ORDERED : 0) | (p->u.proxy.is_volatile ? SVC_FLAG_VOLATILE : 0);
+    for (unit *u = px->head; u; u = u->next) {
+        if (unit_done(u))
+            continue;
+        for (uint32_t i = 0; i < u->nreqs; i++) {
+            preq *r = u->reqs[i];
+            if (r->done || r->submitted)
+                continue;
+            int rc = svc_client_submit(px->client, r->seq, p->u.proxy.method, flags | (r->alone ? SVC_FLAG_ALONE : 0),
+                                       &r->args, r, err);
+            if (rc < 0) {
+                if (!err->detail[0])
+                    ros_error_detail(err, "While sending arguments of %s to service \"%s\".", p->u.proxy.function,
+                                     p->u.proxy.service);
+                if (strcmp(err->code, SVC_ERR_PROGRAM_LIMIT) == 0 && !err->hint[0])
+                    ros_error_hint(err,
+                                   "Raise the service's max_frame_bytes (ALTER SERVICE %s SET (max_frame_bytes = ...)).",
+                                   p->u.proxy.service);
+                return -1;
+            }
+            if (rc == 1)
+                return 0; /* in-flight limit: later */
+            r->submitted = true;
+        }
     }
-  }
-  return 0;
+    return 0;
 }
 
 /* True when a request's failure is about its rows (the function's own
  * error, or instances that died running it), not about reaching the
  * service (no ready instance, timeout, protocol, size limits). */
-static bool row_failure(const ros_error *e) {
-  static const char *const not_rows[] = {ROS_ERR_CANCELED,
-                                         ROS_ERR_CANNOT_CONNECT_NOW,
-                                         SVC_ERR_PROTOCOL_VIOLATION,
-                                         SVC_ERR_PROGRAM_LIMIT,
-                                         ROS_ERR_OUT_OF_MEMORY,
-                                         ROS_ERR_INTERNAL,
-                                         NULL};
-  for (int i = 0; not_rows[i]; i++)
-    if (strcmp(e->code, not_rows[i]) == 0)
-      return false;
-  return true;
+static bool row_failure(const ros_error *e)
+{
+    static const char *const not_rows[] = {ROS_ERR_CANCELED, ROS_ERR_CANNOT_CONNECT_NOW, SVC_ERR_PROTOCOL_VIOLATION,
+                                           SVC_ERR_PROGRAM_LIMIT, ROS_ERR_OUT_OF_MEMORY, ROS_ERR_INTERNAL, NULL};
+    for (int i = 0; not_rows[i]; i++)
+        if (strcmp(e->code, not_rows[i]) == 0)
+            return false;
+    return true;
 }
 
 /* "(-1, 'abc')": the arguments of row k of u, for messages. */
-static void describe_args(rt_proxy *px, unit *u, uint32_t k, char *out,
-                          size_t cap) {
-  const ros_batch *rows = &u->ch->rows;
-  size_t len = 0;
-  char *buf = NULL;
-  size_t bcap = 0;
-  snprintf(out, cap, "(");
-  ros_batch b;
-  uint32_t row = u->sent[k];
-  b.ncols = rows->ncols;
-  b.nrows = 1;
-  b.cols = calloc(rows->ncols + 1, sizeof(ros_vector));
-  bool ok = b.cols != NULL;
-  for (uint32_t c = 0; ok && c < rows->ncols; c++) {
-    ros_vector_init(&b.cols[c], rows->cols[c].type);
-    ok = rt_vector_gather(&b.cols[c], &rows->cols[c], &row, 1) == 0;
-  }
-  ros_error ignore;
-  ros_error_clear(&ignore);
-  for (int a = 0; ok && a < px->plan->u.proxy.nargs; a++) {
-    const ros_vector *v = rt_expr_eval(px->args[a], &b, &ignore);
-    if (!v)
-      break;
-    len = 0;
-    int r = ros_format_value(v, 0, &buf, &len, &bcap);
-    bool text = v->type == ROS_TYPE_TEXT;
+static void describe_args(rt_proxy *px, unit *u, uint32_t k, char *out, size_t cap)
+{
+    const ros_batch *rows = &u->ch->rows;
+    size_t len = 0;
+    char *buf = NULL;
+    size_t bcap = 0;
+    snprintf(out, cap, "(");
+    ros_batch b;
+    uint32_t row = u->sent[k];
+    b.ncols = rows->ncols;
+    b.nrows = 1;
+    b.cols = calloc(rows->ncols + 1, sizeof(ros_vector));
+    bool ok = b.cols != NULL;
+    for (uint32_t c = 0; ok && c < rows->ncols; c++) {
+        ros_vector_init(&b.cols[c], rows->cols[c].type);
+        ok = rt_vector_gather(&b.cols[c], &rows->cols[c], &row, 1) == 0;
+    }
+    ros_error ignore;
+    ros_error_clear(&ignore);
+    for (int a = 0; ok && a < px->plan->u.proxy.nargs; a++) {
+        const ros_vector *v = rt_expr_eval(px->args[a], &b, &ignore);
+        if (!v)
+            break;
+        len = 0;
+        int r = ros_format_value(v, 0, &buf, &len, &bcap);
+        bool text = v->type == ROS_TYPE_TEXT;
+        size_t used = strlen(out);
+        snprintf(out + used, cap - used, "%s%s%s%s", a ? ", " : "", r == 1 ? "NULL" : text ? "'" : "",
+                 r == 1 ? "" : buf ? buf : "", r != 1 && text ? "'" : "");
+    }
     size_t used = strlen(out);
-    snprintf(out + used, cap - used, "%s%s%s%s", a ? ", " : "",
-             r == 1 ? "NULL"
-             : text ? "'"
-                    : "",
-             r == 1 ? ""
-             : buf  ? buf
-                    : "",
-             r != 1 && text ? "'" : "");
-  }
-  size_t used = strlen(out);
-  snprintf(out + used, cap - used, ")");
-  free(buf);
-  for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
-    ros_vector_free(&b.cols[c]);
-  free(b.cols);
+    snprintf(out + used, cap - used, ")");
+    free(buf);
+    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
+        ros_vector_free(&b.cols[c]);
+    free(b.cols);
 }
 
 /* The function failed on row k of u (error e): on_error decides. */
-static void row_failed(rt_proxy *px, unit *u, uint32_t k, const ros_error *e) {
-  const plan_node *p = px->plan;
-  char args[512];
-  describe_args(px, u, k, args, sizeof args);
-  if (p->u.proxy.on_error == PLAN_ON_ERROR_FAIL) {
-    /* the unit fails once all its rows are answered, naming the
-     * earliest failing row in input order (whatever answered first) */
-    if (u->fail_set && k >= u->fail_k)
-      return;
-    u->fail_set = true;
-    u->fail_k = k;
-    u->fail_error = *e;
-    ros_strbuf d = ROS_STRBUF_INIT;
-    ros_strbuf_appendf(
-        &d, "Function %s (service %s) failed on the row with arguments %s.%s%s",
-        p->u.proxy.function, p->u.proxy.service, args, e->detail[0] ? " " : "",
-        e->detail);
-    snprintf(u->fail_error.detail, sizeof u->fail_error.detail, "%.*s",
-             (int)sizeof u->fail_error.detail - 1, ros_strbuf_cstr(&d));
-    ros_strbuf_free(&d);
-    if (!u->fail_error.hint[0])
-      ros_error_hint(
-          &u->fail_error,
-          "Use WITH (on_error = 'null') or 'skip' to go on without such rows.");
-    return;
-  }
-  if (!u->bad && !(u->bad = calloc(u->nsent, 1))) {
-    u->failed = true;
-    ros_error_oom(&u->error);
-    return;
-  }
-  if (!u->bad[k]) {
-    u->bad[k] = 1;
-    u->nbad++;
-    /* the notice names the earliest such row in input order */
-    uint64_t at = u->no << 32 | k;
-    if (px->nfailed++ == 0 || at < px->first_at) {
-      px->first_at = at;
-      px->first_failure = *e;
-      snprintf(px->first_args, sizeof px->first_args, "%s", args);
+static void row_failed(rt_proxy *px, unit *u, uint32_t k, const ros_error *e)
+{
+    const plan_node *p = px->plan;
+    char args[512];
+    describe_args(px, u, k, args, sizeof args);
+    if (p->u.proxy.on_error == PLAN_ON_ERROR_FAIL) {
+        /* the unit fails once all its rows are answered, naming the
+         * earliest failing row in input order (whatever answered first) */
+        if (u->fail_set && k >= u->fail_k)
+            return;
+        u->fail_set = true;
+        u->fail_k = k;
+        u->fail_error = *e;
+        ros_strbuf d = ROS_STRBUF_INIT;
+        ros_strbuf_appendf(&d, "Function %s (service %s) failed on the row with arguments %s.%s%s", p->u.proxy.function,
+                           p->u.proxy.service, args, e->detail[0] ? " " : "", e->detail);
+        snprintf(u->fail_error.detail, sizeof u->fail_error.detail, "%.*s", (int)sizeof u->fail_error.detail - 1, ros_strbuf_cstr(&d));
+        ros_strbuf_free(&d);
+        if (!u->fail_error.hint[0])
+            ros_error_hint(&u->fail_error, "Use WITH (on_error = 'null') or 'skip' to go on without such rows.");
+        return;
     }
-  }
+    if (!u->bad && !(u->bad = calloc(u->nsent, 1))) {
+        u->failed = true;
+        ros_error_oom(&u->error);
+        return;
+    }
+    if (!u->bad[k]) {
+        u->bad[k] = 1;
+        u->nbad++;
+        /* the notice names the earliest such row in input order */
+        uint64_t at = u->no << 32 | k;
+        if (px->nfailed++ == 0 || at < px->first_at) {
+            px->first_at = at;
+            px->first_failure = *e;
+            snprintf(px->first_args, sizeof px->first_args, "%s", args);
+        }
+    }
 }
 
 /* Builds the arguments of r (rows r->idx of its unit) from the unit's rows. */
-static int build_args(rt_proxy *px, preq *r, ros_error *err) {
-  unit *u = r->u;
-  const ros_batch *rows = &u->ch->rows;
-  uint32_t *sel = malloc(sizeof(uint32_t) * (r->n ? r->n : 1));
-  ros_batch b = {rows->ncols, r->n,
-                 calloc(rows->ncols + 1, sizeof(ros_vector))};
-  int rc = sel && b.cols ? 0 : ros_error_oom(err);
-  for (uint32_t i = 0; rc == 0 && i < r->n; i++)
-    sel[i] = u->sent[r->idx ? r->idx[i] : i];
-  for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
-    ros_vector_init(&b.cols[c], rows->cols[c].type);
-  for (uint32_t c = 0; rc == 0 && c < rows->ncols; c++)
-    if (rt_vector_gather(&b.cols[c], &rows->cols[c], sel, r->n) < 0)
-      rc = ros_error_oom(err);
-  int nargs = px->plan->u.proxy.nargs;
-  const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
-  for (int i = 0; rc == 0 && i < nargs; i++)
-    if (!(argv[i] = rt_expr_eval(px->args[i], &b, err)))
-      rc = -1;
-  if (rc == 0) {
-    if (ensure_iota(px, r->n) < 0)
-      rc = ros_error_oom(err);
-    else {
-      r->args.ncols = 0;
-      r->args.nrows = 0;
-      rc = append_rows(&r->args, argv, nargs, px->iota, r->n, err);
+static int build_args(rt_proxy *px, preq *r, ros_error *err)
+{
+    unit *u = r->u;
+    const ros_batch *rows = &u->ch->rows;
+    uint32_t *sel = malloc(sizeof(uint32_t) * (r->n ? r->n : 1));
+    ros_batch b = {rows->ncols, r->n, calloc(rows->ncols + 1, sizeof(ros_vector))};
+    int rc = sel && b.cols ? 0 : ros_error_oom(err);
+    for (uint32_t i = 0; rc == 0 && i < r->n; i++)
+        sel[i] = u->sent[r->idx ? r->idx[i] : i];
+    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
+        ros_vector_init(&b.cols[c], rows->cols[c].type);
+    for (uint32_t c = 0; rc == 0 && c < rows->ncols; c++)
+        if (rt_vector_gather(&b.cols[c], &rows->cols[c], sel, r->n) < 0)
+            rc = ros_error_oom(err);
+    int nargs = px->plan->u.proxy.nargs;
+    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
+    for (int i = 0; rc == 0 && i < nargs; i++)
+        if (!(argv[i] = rt_expr_eval(px->args[i], &b, err)))
+            rc = -1;
+    if (rc == 0) {
+        if (ensure_iota(px, r->n) < 0)
+            rc = ros_error_oom(err);
+        else {
+            r->args.ncols = 0;
+            r->args.nrows = 0;
+            rc = append_rows(&r->args, argv, nargs, px->iota, r->n, err);
+        }
     }
-  }
-  for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
-    ros_vector_free(&b.cols[c]);
-  free(b.cols);
-  free(sel);
-  return rc;
+    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
+        ros_vector_free(&b.cols[c]);
+    free(b.cols);
+    free(sel);
+    return rc;
 }
 
 /* Asks rows idx[0..n) of u again (idx taken). */
-static void retry_rows(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n,
-                       bool alone) {
-  ros_error e;
-  ros_error_clear(&e);
-  preq *r = add_req(px, u, idx, n, alone);
-  if (!r) {
-    free(idx);
-    u->failed = true;
-    ros_error_oom(&u->error);
-    return;
-  }
-  if (build_args(px, r, &e) < 0) {
-    u->failed = true;
-    u->error = e;
-  }
+static void retry_rows(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool alone)
+{
+    ros_error e;
+    ros_error_clear(&e);
+    preq *r = add_req(px, u, idx, n, alone);
+    if (!r) {
+        free(idx);
+        u->failed = true;
+        ros_error_oom(&u->error);
+        return;
+    }
+    if (build_args(px, r, &e) < 0) {
+        u->failed = true;
+        u->error = e;
+    }
 }
 
 /* Request r failed with e (error_row: its failing row, or -1). */
-static void req_failed(rt_proxy *px, preq *r, const ros_error *e,
-                       int64_t error_row) {
-  unit *u = r->u;
-  if (!row_failure(e)) {
-    u->failed = true;
-    u->error = *e;
-    return;
-  }
-  /* instances died running it: suspect every row, ask each alone (in the
-   * instance's sandbox, which names a poison row without dying) */
-  bool crashed = strcmp(e->code, ROS_ERR_CONNECTION) == 0;
-  if (crashed && r->alone && r->victim_rounds < VICTIM_ROUNDS) {
-    /* Alone and still its instance died: on the CPU the sandbox would
-     * have answered a crash of its own, so it died with the instance
-     * (another caller's poison batch killed it): ask again.  Only after
-     * VICTIM_ROUNDS such rounds (a GPU handler, which has no sandbox,
-     * crashing on it) is the row blamed. */
-    uint32_t *idx = malloc(sizeof(uint32_t) * r->n);
-    if (!idx) {
-      u->failed = true;
-      ros_error_oom(&u->error);
-      return;
+static void req_failed(rt_proxy *px, preq *r, const ros_error *e, int64_t error_row)
+{
+    unit *u = r->u;
+    if (!row_failure(e)) {
+        u->failed = true;
+        u->error = *e;
+        return;
     }
-    for (uint32_t i = 0; i < r->n; i++)
-      idx[i] = r->idx ? r->idx[i] : i;
-    int rounds = r->victim_rounds + 1;
-    retry_rows(px, u, idx, r->n, true);
-    if (!u->failed)
-      u->reqs[u->nreqs - 1]->victim_rounds = rounds;
-    return;
-  }
-  if (!(crashed && !r->alone) &&
-      (r->n == 1 || (error_row >= 0 && (uint64_t)error_row < r->n))) {
-    uint32_t at = r->n == 1 ? 0 : (uint32_t)error_row;
-    row_failed(px, u, r->idx ? r->idx[at] : at, e);
-    if (u->failed || r->n == 1)
-      return;
-    /* the other rows again, without the one the service named */
-    uint32_t *idx = malloc(sizeof(uint32_t) * (r->n - 1));
-    if (!idx) {
-      u->failed = true;
-      ros_error_oom(&u->error);
-      return;
+    /* instances died running it: suspect every row, ask each alone (in the
+     * instance's sandbox, which names a poison row without dying) */
+    bool crashed = strcmp(e->code, ROS_ERR_CONNECTION) == 0;
+    if (crashed && r->alone && r->victim_rounds < VICTIM_ROUNDS) {
+        /* Alone and still its instance died: on the CPU the sandbox would
+         * have answered a crash of its own, so it died with the instance
+         * (another caller's poison batch killed it): ask again.  Only after
+         * VICTIM_ROUNDS such rounds (a GPU handler, which has no sandbox,
+         * crashing on it) is the row blamed. */
+        uint32_t *idx = malloc(sizeof(uint32_t) * r->n);
+        if (!idx) {
+            u->failed = true;
+            ros_error_oom(&u->error);
+            return;
+        }
+        for (uint32_t i = 0; i < r->n; i++)
+            idx[i] = r->idx ? r->idx[i] : i;
+        int rounds = r->victim_rounds + 1;
+        retry_rows(px, u, idx, r->n, true);
+        if (!u->failed)
+            u->reqs[u->nreqs - 1]->victim_rounds = rounds;
+        return;
     }
-    for (uint32_t i = 0, j = 0; i < r->n; i++)
-      if (i != at)
-        idx[j++] = r->idx ? r->idx[i] : i;
-    retry_rows(px, u, idx, r->n - 1, r->alone);
-    return;
-  }
-  /* the row is unknown: ask every row alone */
-  for (uint32_t i = 0; i < r->n && !u->failed; i++) {
-    uint32_t *idx = malloc(sizeof(uint32_t));
-    if (!idx) {
-      u->failed = true;
-      ros_error_oom(&u->error);
-      return;
+    if (!(crashed && !r->alone) && (r->n == 1 || (error_row >= 0 && (uint64_t)error_row < r->n))) {
+        uint32_t at = r->n == 1 ? 0 : (uint32_t)error_row;
+        row_failed(px, u, r->idx ? r->idx[at] : at, e);
+        if (u->failed || r->n == 1)
+            return;
+        /* the other rows again, without the one the service named */
+        uint32_t *idx = malloc(sizeof(uint32_t) * (r->n - 1));
+        if (!idx) {
+            u->failed = true;
+            ros_error_oom(&u->error);
+            return;
+        }
+        for (uint32_t i = 0, j = 0; i < r->n; i++)
+            if (i != at)
+                idx[j++] = r->idx ? r->idx[i] : i;
+        retry_rows(px, u, idx, r->n - 1, r->alone);
+        return;
     }
-    idx[0] = r->idx ? r->idx[i] : i;
-    retry_rows(px, u, idx, 1, true);
-  }
+    /* the row is unknown: ask every row alone */
+    for (uint32_t i = 0; i < r->n && !u->failed; i++) {
+        uint32_t *idx = malloc(sizeof(uint32_t));
+        if (!idx) {
+            u->failed = true;
+            ros_error_oom(&u->error);
+            return;
+        }
+        idx[0] = r->idx ? r->idx[i] : i;
+        retry_rows(px, u, idx, 1, true);
+    }
 }
 
-static void collect(rt_proxy *px, int wait_ms) {
-  svc_result res;
-  while (svc_client_poll(px->client, wait_ms, &res) == 1) {
-    preq *r = res.tag;
-    unit *u = r->u;
-    r->done = true;
-    r->ok = res.ok;
-    u->open--;
-    if (res.ok) {
-      ros_vector_free(&r->result);
-      r->result = res.out;
-      memset(&res.out, 0, sizeof res.out);
-    } else if (!u->failed) {
-      req_failed(px, r, &res.error, res.error_row);
+static void collect(rt_proxy *px, int wait_ms)
+{
+    svc_result res;
+    while (svc_client_poll(px->client, wait_ms, &res) == 1) {
+        preq *r = res.tag;
+        unit *u = r->u;
+        r->done = true;
+        r->ok = res.ok;
+        u->open--;
+        if (res.ok) {
+            ros_vector_free(&r->result);
+            r->result = res.out;
+            memset(&res.out, 0, sizeof res.out);
+        } else if (!u->failed) {
+            req_failed(px, r, &res.error, res.error_row);
+        }
+        svc_result_clear(&res);
+        wait_ms = 0;
     }
-    svc_result_clear(&res);
-    wait_ms = 0;
-  }
 }
 
 /* The result column of u (nsent rows; failed rows NULL) into res. */
-static int unit_result(rt_proxy *px, unit *u, ros_vector *res, ros_error *err) {
-  const plan_node *p = px->plan;
-  ros_type rt = p->types[p->ncols - 1];
-  for (uint32_t i = 0; i < u->nreqs; i++) {
-    preq *r = u->reqs[i];
-    if (!r->ok)
-      continue;
-    if (r->result.len != r->n)
-      return ros_error_set(err, ROS_ERR_EXTERNAL,
-                           "service \"%s\" answered %u rows for %u",
-                           p->u.proxy.service, r->result.len, r->n);
-    if (r->n && r->result.type != rt)
-      return ros_error_set(
-          err, ROS_ERR_DATATYPE_MISMATCH,
-          "service \"%s\" returned type %s, but function %s returns %s",
-          p->u.proxy.service, ros_type_name(r->result.type),
-          p->u.proxy.function, ros_type_name(rt));
-  }
-  if (u->nreqs == 1 && u->reqs[0]->ok && !u->reqs[0]->idx) {
-    /* the common case: one request answered every row */
-    ros_vector_free(res);
-    *res = u->reqs[0]->result;
-    ros_vector_init(&u->reqs[0]->result, rt);
-    return 0;
-  }
-  /* rows answered by several requests (after a failure): put them in order */
-  uint32_t *owner = malloc(sizeof(uint32_t) * (u->nsent + 1));
-  uint32_t *pos = malloc(sizeof(uint32_t) * (u->nsent + 1));
-  if (!owner || !pos) {
+static int unit_result(rt_proxy *px, unit *u, ros_vector *res, ros_error *err)
+{
+    const plan_node *p = px->plan;
+    ros_type rt = p->types[p->ncols - 1];
+    for (uint32_t i = 0; i < u->nreqs; i++) {
+        preq *r = u->reqs[i];
+        if (!r->ok)
+            continue;
+        if (r->result.len != r->n)
+            return ros_error_set(err, ROS_ERR_EXTERNAL, "service \"%s\" answered %u rows for %u", p->u.proxy.service,
+                                 r->result.len, r->n);
+        if (r->n && r->result.type != rt)
+            return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH,
+                                 "service \"%s\" returned type %s, but function %s returns %s", p->u.proxy.service,
+                                 ros_type_name(r->result.type), p->u.proxy.function, ros_type_name(rt));
+    }
+    if (u->nreqs == 1 && u->reqs[0]->ok && !u->reqs[0]->idx) {
+        /* the common case: one request answered every row */
+        ros_vector_free(res);
+        *res = u->reqs[0]->result;
+        ros_vector_init(&u->reqs[0]->result, rt);
+        return 0;
+    }
+    /* rows answered by several requests (after a failure): put them in order */
+    uint32_t *owner = malloc(sizeof(uint32_t) * (u->nsent + 1));
+    uint32_t *pos = malloc(sizeof(uint32_t) * (u->nsent + 1));
+    if (!owner || !pos) {
+        free(owner);
+        free(pos);
+        return ros_error_oom(err);
+    }
+    for (uint32_t k = 0; k < u->nsent; k++)
+        owner[k] = UINT32_MAX;
+    for (uint32_t i = 0; i < u->nreqs; i++) {
+        preq *r = u->reqs[i];
+        for (uint32_t j = 0; r->ok && j < r->n; j++) {
+            uint32_t k = r->idx ? r->idx[j] : j;
+            owner[k] = i;
+            pos[k] = j;
+        }
+    }
+    int rc = 0;
+    ros_vector_reset(res);
+    for (uint32_t k = 0; k < u->nsent && rc == 0; k++) {
+        if (owner[k] == UINT32_MAX)
+            rc = ros_vector_append_null(res) < 0 ? ros_error_oom(err) : 0;
+        else
+            rc = rt_vector_append_row(res, &u->reqs[owner[k]]->result, pos[k]) < 0 ? ros_error_oom(err) : 0;
+    }
     free(owner);
     free(pos);
-    return ros_error_oom(err);
-  }
-  for (uint32_t k = 0; k < u->nsent; k++)
-    owner[k] = UINT32_MAX;
-  for (uint32_t i = 0; i < u->nreqs; i++) {
-    preq *r = u->reqs[i];
-    for (uint32_t j = 0; r->ok && j < r->n; j++) {
-      uint32_t k = r->idx ? r->idx[j] : j;
-      owner[k] = i;
-      pos[k] = j;
-    }
-  }
-  int rc = 0;
-  ros_vector_reset(res);
-  for (uint32_t k = 0; k < u->nsent && rc == 0; k++) {
-    if (owner[k] == UINT32_MAX)
-      rc = ros_vector_append_null(res) < 0 ? ros_error_oom(err) : 0;
-    else
-      rc = rt_vector_append_row(res, &u->reqs[owner[k]]->result, pos[k]) < 0
-               ? ros_error_oom(err)
-               : 0;
-  }
-  free(owner);
-  free(pos);
-  return rc;
+    return rc;
 }
 
 /* Builds the output batch of a finished unit. */
-static int emit(rt_proxy *px, unit *u, ros_batch *out, ros_error *err) {
-  const plan_node *p = px->plan;
-  ros_type rt = p->types[p->ncols - 1];
-  if (u->failed || u->fail_set) {
-    *err = u->failed ? u->error : u->fail_error;
-    return -1;
-  }
-  ros_vector sent_res;
-  ros_vector_init(&sent_res, rt);
-  if (u->nsent && unit_result(px, u, &sent_res, err) < 0) {
-    ros_vector_free(&sent_res);
-    return -1;
-  }
-  /* output rows: the unit's rows, less those dropped by on_error = 'skip' */
-  bool skip = u->nbad && p->u.proxy.on_error == PLAN_ON_ERROR_SKIP;
-  uint32_t n = u->end - u->start;
-  const uint32_t *rows = NULL;
-  uint32_t *keep = NULL;
-  if (ensure_iota(px, u->end) < 0) {
-    ros_vector_free(&sent_res);
-    return ros_error_oom(err);
-  }
-  rows = px->iota + u->start;
-  if (skip) {
-    if (!(keep = malloc(sizeof(uint32_t) * (n ? n : 1)))) {
-      ros_vector_free(&sent_res);
-      return ros_error_oom(err);
+static int emit(rt_proxy *px, unit *u, ros_batch *out, ros_error *err)
+{
+    const plan_node *p = px->plan;
+    ros_type rt = p->types[p->ncols - 1];
+    if (u->failed || u->fail_set) {
+        *err = u->failed ? u->error : u->fail_error;
+        return -1;
     }
-    uint32_t m = 0;
-    for (uint32_t r = u->start, k = 0; r < u->end; r++) {
-      bool sent = k < u->nsent && u->sent[k] == r;
-      if (!(sent && u->bad[k]))
-        keep[m++] = r;
-      k += sent;
-    }
-    n = m;
-    rows = keep;
-  }
-  rt_batch_reset(out);
-  bool whole =
-      !skip && u->start == 0 && u->end == u->ch->rows.nrows && u->ch->refs == 1;
-  int rc = 0;
-  for (int c = 0; c < p->ncols - 1 && rc == 0; c++) {
-    if (whole) {
-      /* the unit is its chunk's only user: move the rows, do not copy */
-      ros_vector_free(&out->cols[c]);
-      out->cols[c] = u->ch->rows.cols[c];
-      ros_vector_init(&u->ch->rows.cols[c], out->cols[c].type);
-    } else if (rt_vector_gather(&out->cols[c], &u->ch->rows.cols[c], rows, n) <
-               0)
-      rc = ros_error_oom(err);
-  }
-  ros_vector *res = &out->cols[p->ncols - 1];
-  if (rc == 0 && u->nsent == u->end - u->start && !skip) {
-    ros_vector_free(res);
-    *res = sent_res;
+    ros_vector sent_res;
     ros_vector_init(&sent_res, rt);
-  } else if (rc == 0) {
-    ros_vector_reset(res);
-    for (uint32_t r = u->start, k = 0; r < u->end && rc == 0; r++) {
-      bool sent = k < u->nsent && u->sent[k] == r;
-      if (sent && skip && u->bad[k]) {
-        k++;
-        continue;
-      }
-      int a = sent ? rt_vector_append_row(res, &sent_res, k++)
-                   : ros_vector_append_null(res);
-      if (a < 0)
-        rc = ros_error_oom(err);
+    if (u->nsent && unit_result(px, u, &sent_res, err) < 0) {
+        ros_vector_free(&sent_res);
+        return -1;
     }
-  }
-  ros_vector_free(&sent_res);
-  free(keep);
-  out->nrows = n;
-  return rc;
+    /* output rows: the unit's rows, less those dropped by on_error = 'skip' */
+    bool skip = u->nbad && p->u.proxy.on_error == PLAN_ON_ERROR_SKIP;
+    uint32_t n = u->end - u->start;
+    const uint32_t *rows = NULL;
+    uint32_t *keep = NULL;
+    if (ensure_iota(px, u->end) < 0) {
+        ros_vector_free(&sent_res);
+        return ros_error_oom(err);
+    }
+    rows = px->iota + u->start;
+    if (skip) {
+        if (!(keep = malloc(sizeof(uint32_t) * (n ? n : 1)))) {
+            ros_vector_free(&sent_res);
+            return ros_error_oom(err);
+        }
+        uint32_t m = 0;
+        for (uint32_t r = u->start, k = 0; r < u->end; r++) {
+            bool sent = k < u->nsent && u->sent[k] == r;
+            if (!(sent && u->bad[k]))
+                keep[m++] = r;
+            k += sent;
+        }
+        n = m;
+        rows = keep;
+    }
+    rt_batch_reset(out);
+    bool whole = !skip && u->start == 0 && u->end == u->ch->rows.nrows && u->ch->refs == 1;
+    int rc = 0;
+    for (int c = 0; c < p->ncols - 1 && rc == 0; c++) {
+        if (whole) {
+            /* the unit is its chunk's only user: move the rows, do not copy */
+            ros_vector_free(&out->cols[c]);
+            out->cols[c] = u->ch->rows.cols[c];
+            ros_vector_init(&u->ch->rows.cols[c], out->cols[c].type);
+        } else if (rt_vector_gather(&out->cols[c], &u->ch->rows.cols[c], rows, n) < 0)
+            rc = ros_error_oom(err);
+    }
+    ros_vector *res = &out->cols[p->ncols - 1];
+    if (rc == 0 && u->nsent == u->end - u->start && !skip) {
+        ros_vector_free(res);
+        *res = sent_res;
+        ros_vector_init(&sent_res, rt);
+    } else if (rc == 0) {
+        ros_vector_reset(res);
+        for (uint32_t r = u->start, k = 0; r < u->end && rc == 0; r++) {
+            bool sent = k < u->nsent && u->sent[k] == r;
+            if (sent && skip && u->bad[k]) {
+                k++;
+                continue;
+            }
+            int a = sent ? rt_vector_append_row(res, &sent_res, k++) : ros_vector_append_null(res);
+            if (a < 0)
+                rc = ros_error_oom(err);
+        }
+    }
+    ros_vector_free(&sent_res);
+    free(keep);
+    out->nrows = n;
+    return rc;
 }
 
 /* At the end of the input: the rows on_error treated, as a notice. */
-static void report(rt_proxy *px) {
-  if (px->reported || px->nfailed == 0 || !px->ctx->notice)
-    return;
-  px->reported = true;
-  const plan_node *p = px->plan;
-  char msg[1400];
-  snprintf(msg, sizeof msg,
-           "function %s failed on %llu row%s, which %s (on_error = '%s'); the "
-           "first had arguments %s: %s",
-           p->u.proxy.function, (unsigned long long)px->nfailed,
-           px->nfailed == 1 ? "" : "s",
-           p->u.proxy.on_error == PLAN_ON_ERROR_SKIP
-               ? (px->nfailed == 1 ? "was skipped" : "were skipped")
-               : "got NULL",
-           p->u.proxy.on_error == PLAN_ON_ERROR_SKIP ? "skip" : "null",
-           px->first_args, px->first_failure.message);
-  px->ctx->notice(px->ctx->notice_arg, msg);
+static void report(rt_proxy *px)
+{
+    if (px->reported || px->nfailed == 0 || !px->ctx->notice)
+        return;
+    px->reported = true;
+    const plan_node *p = px->plan;
+    char msg[1400];
+    snprintf(msg, sizeof msg, "function %s failed on %llu row%s, which %s (on_error = '%s'); the first had arguments %s: %s",
+             p->u.proxy.function, (unsigned long long)px->nfailed, px->nfailed == 1 ? "" : "s",
+             p->u.proxy.on_error == PLAN_ON_ERROR_SKIP ? (px->nfailed == 1 ? "was skipped" : "were skipped")
+                                                       : "got NULL",
+             p->u.proxy.on_error == PLAN_ON_ERROR_SKIP ? "skip" : "null", px->first_args,
+             px->first_failure.message);
+    px->ctx->notice(px->ctx->notice_arg, msg);
 }
 
 uint64_t rt_proxy_failed_rows(const rt_proxy *px) { return px->nfailed; }
 
-int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out,
-                  int (*check)(void *, ros_error *), void *check_arg,
-                  ros_error *err) {
-  for (;;) {
-    if (check(check_arg, err) < 0)
-      return -1;
-    /* a finished unit to emit */
-    unit *prev = NULL, *u = px->head;
-    if (!px->plan->u.proxy.ordered)
-      for (; u && !unit_done(u); prev = u, u = u->next)
-        ;
-    if (u && unit_done(u)) {
-      if (prev)
-        prev->next = u->next;
-      else
-        px->head = u->next;
-      if (px->tail == u)
-        px->tail = prev;
-      px->pending_rows -= u->end - u->start;
-      int rc = emit(px, u, out, err);
-      unit_free(u);
-      if (rc < 0)
-        return -1;
-      return 1;
+int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void *, ros_error *), void *check_arg,
+                  ros_error *err)
+{
+    for (;;) {
+        if (check(check_arg, err) < 0)
+            return -1;
+        /* a finished unit to emit */
+        unit *prev = NULL, *u = px->head;
+        if (!px->plan->u.proxy.ordered)
+            for (; u && !unit_done(u); prev = u, u = u->next)
+                ;
+        if (u && unit_done(u)) {
+            if (prev)
+                prev->next = u->next;
+            else
+                px->head = u->next;
+            if (px->tail == u)
+                px->tail = prev;
+            px->pending_rows -= u->end - u->start;
+            int rc = emit(px, u, out, err);
+            unit_free(u);
+            if (rc < 0)
+                return -1;
+            return 1;
+        }
+        /* more input while there is room */
+        if (!px->child_done && px->pending_rows < px->plan->u.proxy.max_inflight) {
+            int rc = pull(px, child, err);
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                px->child_done = true;
+            if (submit_pending(px, err) < 0)
+                return -1;
+            collect(px, 0);
+            continue;
+        }
+        if (!px->head) {
+            report(px);
+            return 0;
+        }
+        if (submit_pending(px, err) < 0)
+            return -1;
+        collect(px, 50);
     }
-    /* more input while there is room */
-    if (!px->child_done && px->pending_rows < px->plan->u.proxy.max_inflight) {
-      int rc = pull(px, child, err);
-      if (rc < 0)
-        return -1;
-      if (rc == 0)
-        px->child_done = true;
-      if (submit_pending(px, err) < 0)
-        return -1;
-      collect(px, 0);
-      continue;
-    }
-    if (!px->head) {
-      report(px);
-      return 0;
-    }
-    if (submit_pending(px, err) < 0)
-      return -1;
-    collect(px, 50);
-  }
 }
