@@ -364,20 +364,7 @@ static int ddl_alter_service(ros_session *s, ros_arena *arena, const char *sql, 
     int rc = -1;
     if (plan_check_options(&pc, PLAN_OPTS_SERVICE, &st->u.alter_service.options, &sv->options) < 0)
         goto done;
-    const char *inst = cat_options_get(&sv->options, "instances");
-    if (inst)
-        sv->desired_instances = atoi(inst);
-    /* any change is also a new try for a service that failed */
-    free(sv->state);
-    sv->state = strdup(sv->desired_instances > 0 ? "starting" : "stopped");
-    free(sv->last_error);
-    sv->last_error = NULL;
-    if (!sv->state) {
-        ros_error_oom(err);
-        goto done;
-    }
-    if (cat_begin(s->db, err) < 0 || cat_service_update(s->db, sv, err) < 0 || cat_commit(s->db, err) < 0 ||
-        rt_services_changed(s, NULL, err) < 0)
+    if (rt_service_apply(s, sv, err) < 0)
         goto done;
     rc = rt_result_end(sink, "ALTER SERVICE");
 done:

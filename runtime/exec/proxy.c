@@ -500,43 +500,40 @@ static bool row_failure(const ros_error *e)
     return true;
 }
 
+/* Evaluates the call's arguments on rows sel[0..n) of rows (gathered into
+ * px->guarded, the scratch batch); argv gets nargs vectors of n rows. */
+static int eval_args_on(rt_proxy *px, const ros_batch *rows, const uint32_t *sel, uint32_t n,
+                        const ros_vector **argv, ros_error *err)
+{
+    if (gather_batch(px, rows, sel, n) < 0)
+        return ros_error_oom(err);
+    for (int i = 0; i < px->plan->u.proxy.nargs; i++)
+        if (!(argv[i] = rt_expr_eval(px->args[i], &px->guarded, err)))
+            return -1;
+    return 0;
+}
+
 /* "(-1, 'abc')": the arguments of row k of u, for messages. */
 static void describe_args(rt_proxy *px, unit *u, uint32_t k, char *out, size_t cap)
 {
-    const ros_batch *rows = &u->ch->rows;
-    size_t len = 0;
-    char *buf = NULL;
-    size_t bcap = 0;
     snprintf(out, cap, "(");
-    ros_batch b;
-    uint32_t row = u->sent[k];
-    b.ncols = rows->ncols;
-    b.nrows = 1;
-    b.cols = calloc(rows->ncols + 1, sizeof(ros_vector));
-    bool ok = b.cols != NULL;
-    for (uint32_t c = 0; ok && c < rows->ncols; c++) {
-        ros_vector_init(&b.cols[c], rows->cols[c].type);
-        ok = rt_vector_gather(&b.cols[c], &rows->cols[c], &row, 1) == 0;
-    }
+    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
     ros_error ignore;
     ros_error_clear(&ignore);
-    for (int a = 0; ok && a < px->plan->u.proxy.nargs; a++) {
-        const ros_vector *v = rt_expr_eval(px->args[a], &b, &ignore);
-        if (!v)
-            break;
-        len = 0;
-        int r = ros_format_value(v, 0, &buf, &len, &bcap);
-        bool text = v->type == ROS_TYPE_TEXT;
-        size_t used = strlen(out);
-        snprintf(out + used, cap - used, "%s%s%s%s", a ? ", " : "", r == 1 ? "NULL" : text ? "'" : "",
-                 r == 1 ? "" : buf ? buf : "", r != 1 && text ? "'" : "");
-    }
+    char *buf = NULL;
+    size_t len, bcap = 0;
+    if (eval_args_on(px, &u->ch->rows, &u->sent[k], 1, argv, &ignore) == 0)
+        for (int a = 0; a < px->plan->u.proxy.nargs; a++) {
+            len = 0;
+            int r = ros_format_value(argv[a], 0, &buf, &len, &bcap);
+            bool text = argv[a]->type == ROS_TYPE_TEXT;
+            size_t used = strlen(out);
+            snprintf(out + used, cap - used, "%s%s%s%s", a ? ", " : "", r == 1 ? "NULL" : text ? "'" : "",
+                     r == 1 ? "" : buf ? buf : "", r != 1 && text ? "'" : "");
+        }
     size_t used = strlen(out);
     snprintf(out + used, cap - used, ")");
     free(buf);
-    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
-        ros_vector_free(&b.cols[c]);
-    free(b.cols);
 }
 
 /* The function failed on row k of u (error e): on_error decides. */
@@ -584,35 +581,21 @@ static void row_failed(rt_proxy *px, unit *u, uint32_t k, const ros_error *e)
 static int build_args(rt_proxy *px, preq *r, ros_error *err)
 {
     unit *u = r->u;
-    const ros_batch *rows = &u->ch->rows;
     uint32_t *sel = malloc(sizeof(uint32_t) * (r->n ? r->n : 1));
-    ros_batch b = {rows->ncols, r->n, calloc(rows->ncols + 1, sizeof(ros_vector))};
-    int rc = sel && b.cols ? 0 : ros_error_oom(err);
-    for (uint32_t i = 0; rc == 0 && i < r->n; i++)
-        sel[i] = u->sent[r->idx ? r->idx[i] : i];
-    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
-        ros_vector_init(&b.cols[c], rows->cols[c].type);
-    for (uint32_t c = 0; rc == 0 && c < rows->ncols; c++)
-        if (rt_vector_gather(&b.cols[c], &rows->cols[c], sel, r->n) < 0)
-            rc = ros_error_oom(err);
-    int nargs = px->plan->u.proxy.nargs;
-    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
-    for (int i = 0; rc == 0 && i < nargs; i++)
-        if (!(argv[i] = rt_expr_eval(px->args[i], &b, err)))
-            rc = -1;
-    if (rc == 0) {
-        if (ensure_iota(px, r->n) < 0)
-            rc = ros_error_oom(err);
-        else {
-            r->args.ncols = 0;
-            r->args.nrows = 0;
-            rc = append_rows(&r->args, argv, nargs, px->iota, r->n, err);
-        }
+    if (!sel || ensure_iota(px, r->n) < 0) {
+        free(sel);
+        return ros_error_oom(err);
     }
-    for (uint32_t c = 0; b.cols && c < rows->ncols; c++)
-        ros_vector_free(&b.cols[c]);
-    free(b.cols);
+    for (uint32_t i = 0; i < r->n; i++)
+        sel[i] = u->sent[r->idx ? r->idx[i] : i];
+    const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
+    int rc = eval_args_on(px, &u->ch->rows, sel, r->n, argv, err);
     free(sel);
+    if (rc == 0) {
+        r->args.ncols = 0;
+        r->args.nrows = 0;
+        rc = append_rows(&r->args, argv, px->plan->u.proxy.nargs, px->iota, r->n, err);
+    }
     return rc;
 }
 

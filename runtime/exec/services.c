@@ -150,6 +150,28 @@ int rt_service_drop_owned(ros_session *s, const char *function, ros_error *err)
     return rt_services_changed(s, &dropped, err);
 }
 
+int rt_service_apply(ros_session *s, cat_service *sv, ros_error *err)
+{
+    const char *inst = cat_options_get(&sv->options, "instances");
+    if (inst)
+        sv->desired_instances = atoi(inst);
+    /* any change is also a new try for a service that failed */
+    char *state = strdup(sv->desired_instances > 0 ? "starting" : "stopped");
+    if (!state)
+        return ros_error_oom(err);
+    free(sv->state);
+    sv->state = state;
+    free(sv->last_error);
+    sv->last_error = NULL;
+    if (cat_begin(s->db, err) < 0)
+        return -1;
+    if (cat_service_update(s->db, sv, err) < 0 || cat_commit(s->db, err) < 0) {
+        cat_rollback(s->db);
+        return -1;
+    }
+    return rt_services_changed(s, NULL, err);
+}
+
 int rt_service_update_owned(ros_session *s, const cat_function *f, ros_error *err)
 {
     cat_service *sv = cat_service_get(s->db, f->name, err);
@@ -172,23 +194,7 @@ int rt_service_update_owned(ros_session *s, const cat_function *f, ros_error *er
             goto done;
         }
     cat_options_free(&o);
-    const char *inst = cat_options_get(&sv->options, "instances");
-    sv->desired_instances = inst ? atoi(inst) : 1;
-    free(sv->state);
-    sv->state = strdup(sv->desired_instances > 0 ? "starting" : "stopped");
-    free(sv->last_error);
-    sv->last_error = NULL;
-    if (!sv->state) {
-        ros_error_oom(err);
-        goto done;
-    }
-    if (cat_begin(s->db, err) < 0)
-        goto done;
-    if (cat_service_update(s->db, sv, err) < 0 || cat_commit(s->db, err) < 0) {
-        cat_rollback(s->db);
-        goto done;
-    }
-    rc = rt_services_changed(s, NULL, err);
+    rc = rt_service_apply(s, sv, err);
 done:
     cat_service_free(sv);
     return rc;

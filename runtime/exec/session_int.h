@@ -64,6 +64,9 @@ int rt_services_changed(ros_session *s, const sql_list *dropped, ros_error *err)
  * coordinator start its instances; the statement does not wait for them to
  * load.  Checks device = 'gpu'.  Runs its own catalog transaction. */
 int rt_service_create(ros_session *s, cat_service *sv, ros_error *err);
+/* Stores sv's changed options (ALTER): desired instances from `instances`,
+ * a new try when it had failed; tells the coordinator. */
+int rt_service_apply(ros_session *s, cat_service *sv, ros_error *err);
 /* The service of decoupled function `function` (owner_function = it):
  * drops it and waits for its instances to stop; 0 also when there is none. */
 int rt_service_drop_owned(ros_session *s, const char *function, ros_error *err);
