@@ -29,7 +29,7 @@
 
 #include "runtime/core/error.h"
 
-#define CAT_SCHEMA_VERSION 2
+#define CAT_SCHEMA_VERSION 3
 
 typedef struct cat_db cat_db;
 
@@ -258,6 +258,7 @@ typedef struct cat_job {
     int64_t recomputed;     /* requests recomputed after restores */
     char *last_error;
     char *sink_table;       /* table written */
+    char *options;          /* settings it runs with: "k=v,k=v" (NULL: none) */
     double created_at, updated_at;
 } cat_job;
 
@@ -273,6 +274,23 @@ int cat_job_update(cat_db *db, const cat_job *j, ros_error *err);
 int cat_job_delete(cat_db *db, int64_t id, ros_error *err);
 int cat_job_list(cat_db *db, cat_job ***out, int *n, ros_error *err);
 void cat_job_free(cat_job *j);
+
+/*
+ * Moves job id to state `to` (and last_error to error, when error is not
+ * NULL) only when its state is one of `from` (comma separated, e.g.
+ * "running,stopping"; NULL: any).  Returns 1 when it moved, 0 when the job
+ * was in another state, -1 on error (ROS_ERR_UNDEFINED_OBJECT when no job
+ * has that id).  Processes that race on a job (the job itself, the
+ * coordinator, a shell) change its state only through this.
+ */
+int cat_job_transition(cat_db *db, int64_t id, const char *from, const char *to, const char *error, ros_error *err);
+
+/* The job process's own counters: pid, rows, last checkpoint, recomputed
+ * requests (the state is left alone). */
+int cat_job_progress(cat_db *db, const cat_job *j, ros_error *err);
+
+/* restarts += 1 (the coordinator, after the job's process died). */
+int cat_job_count_restart(cat_db *db, int64_t id, ros_error *err);
 
 typedef struct cat_checkpoint {
     int64_t id;

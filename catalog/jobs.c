@@ -13,7 +13,7 @@
 
 #define JOB_SELECT                                                                              \
     "SELECT id, sql, state, pid, rows_read, rows_written, last_checkpoint, restarts, recomputed," \
-    "       last_error, sink_table, created_at, updated_at FROM rosql_jobs"
+    "       last_error, sink_table, created_at, updated_at, options FROM rosql_jobs"
 #define CHECKPOINT_SELECT "SELECT id, job_id, created_at, duration_ms, bytes, inflight"
 
 static cat_job *job_load(sqlite3_stmt *row, ros_error *err);
@@ -34,8 +34,8 @@ int cat_job_create(cat_db *db, cat_job *j, ros_error *err)
     double created = j->created_at > 0 ? j->created_at : now;
     if (cat_prepare(db,
                     "INSERT INTO rosql_jobs (sql, state, pid, rows_read, rows_written, last_checkpoint, restarts,"
-                    " recomputed, last_error, sink_table, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    " recomputed, last_error, sink_table, created_at, updated_at, options)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     &st, err) < 0)
         goto done;
     cat_bind_text(st, 1, j->sql ? j->sql : "");
@@ -50,6 +50,7 @@ int cat_job_create(cat_db *db, cat_job *j, ros_error *err)
     cat_bind_text(st, 10, j->sink_table);
     sqlite3_bind_double(st, 11, created);
     sqlite3_bind_double(st, 12, now);
+    cat_bind_text(st, 13, j->options);
     if (cat_step_int(db, st, &id, NULL, err) < 0)
         goto done;
     j->id = id;
@@ -70,7 +71,7 @@ int cat_job_update(cat_db *db, const cat_job *j, ros_error *err)
     if (cat_prepare(db,
                     "UPDATE rosql_jobs SET sql = ?, state = ?, pid = ?, rows_read = ?, rows_written = ?,"
                     " last_checkpoint = ?, restarts = ?, recomputed = ?, last_error = ?, sink_table = ?,"
-                    " updated_at = ? WHERE id = ?",
+                    " updated_at = ?, options = ? WHERE id = ?",
                     &st, err) < 0)
         goto done;
     cat_bind_text(st, 1, j->sql ? j->sql : "");
@@ -84,7 +85,8 @@ int cat_job_update(cat_db *db, const cat_job *j, ros_error *err)
     cat_bind_text(st, 9, j->last_error);
     cat_bind_text(st, 10, j->sink_table);
     sqlite3_bind_double(st, 11, cat_now());
-    sqlite3_bind_int64(st, 12, j->id);
+    cat_bind_text(st, 12, j->options);
+    sqlite3_bind_int64(st, 13, j->id);
     if (cat_step_done(db, st, err) < 0)
         goto done;
     if (sqlite3_changes(db->sq) == 0) {
@@ -92,6 +94,102 @@ int cat_job_update(cat_db *db, const cat_job *j, ros_error *err)
         goto done;
     }
     rc = 0;
+done:
+    return cat_op_end(db, sp, rc, err);
+}
+
+/* Is state one of the comma-separated names in set? */
+static bool state_in(const char *state, const char *set)
+{
+    size_t n = strlen(state);
+    for (const char *p = set; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, state, n) == 0)
+            return true;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return false;
+}
+
+int cat_job_transition(cat_db *db, int64_t id, const char *from, const char *to, const char *error, ros_error *err)
+{
+    bool sp;
+    if (cat_op_begin(db, &sp, err) < 0)
+        return -1;
+    int rc = -1;
+    cat_job *j = cat_job_get(db, id, err);
+    if (!j) {
+        if (!err->set)
+            ros_error_set(err, ROS_ERR_UNDEFINED_OBJECT, "job %lld does not exist", (long long)id);
+        goto done;
+    }
+    if (from && !state_in(j->state, from)) {
+        rc = 0;
+        goto done;
+    }
+    sqlite3_stmt *st;
+    if (cat_prepare(db,
+                    "UPDATE rosql_jobs SET state = ?, last_error = CASE WHEN ?2 IS NULL THEN last_error ELSE ?2 END,"
+                    " updated_at = ? WHERE id = ?",
+                    &st, err) < 0)
+        goto done;
+    cat_bind_text(st, 1, to);
+    cat_bind_text(st, 2, error);
+    sqlite3_bind_double(st, 3, cat_now());
+    sqlite3_bind_int64(st, 4, id);
+    if (cat_step_done(db, st, err) < 0)
+        goto done;
+    rc = 1;
+done:
+    cat_job_free(j);
+    return cat_op_end(db, sp, rc, err);
+}
+
+int cat_job_progress(cat_db *db, const cat_job *j, ros_error *err)
+{
+    bool sp;
+    if (cat_op_begin(db, &sp, err) < 0)
+        return -1;
+    int rc = -1;
+    sqlite3_stmt *st;
+    if (cat_prepare(db,
+                    "UPDATE rosql_jobs SET pid = ?, rows_read = ?, rows_written = ?, last_checkpoint = ?,"
+                    " recomputed = ?, updated_at = ? WHERE id = ?",
+                    &st, err) < 0)
+        goto done;
+    sqlite3_bind_int(st, 1, j->pid);
+    sqlite3_bind_int64(st, 2, j->rows_read);
+    sqlite3_bind_int64(st, 3, j->rows_written);
+    sqlite3_bind_int64(st, 4, j->last_checkpoint);
+    sqlite3_bind_int64(st, 5, j->recomputed);
+    sqlite3_bind_double(st, 6, cat_now());
+    sqlite3_bind_int64(st, 7, j->id);
+    if (cat_step_done(db, st, err) < 0)
+        goto done;
+    if (sqlite3_changes(db->sq) == 0) {
+        ros_error_set(err, ROS_ERR_UNDEFINED_OBJECT, "job %lld does not exist", (long long)j->id);
+        goto done;
+    }
+    rc = 0;
+done:
+    return cat_op_end(db, sp, rc, err);
+}
+
+int cat_job_count_restart(cat_db *db, int64_t id, ros_error *err)
+{
+    bool sp;
+    if (cat_op_begin(db, &sp, err) < 0)
+        return -1;
+    int rc = -1;
+    sqlite3_stmt *st;
+    if (cat_prepare(db, "UPDATE rosql_jobs SET restarts = restarts + 1, updated_at = ? WHERE id = ?", &st, err) < 0)
+        goto done;
+    sqlite3_bind_double(st, 1, cat_now());
+    sqlite3_bind_int64(st, 2, id);
+    rc = cat_step_done(db, st, err);
 done:
     return cat_op_end(db, sp, rc, err);
 }
@@ -135,6 +233,7 @@ static cat_job *job_load(sqlite3_stmt *row, ros_error *err)
     j->sink_table = cat_col_dup(row, 10, &oom);
     j->created_at = sqlite3_column_double(row, 11);
     j->updated_at = sqlite3_column_double(row, 12);
+    j->options = cat_col_dup(row, 13, &oom);
     if (oom) {
         ros_error_oom(err);
         cat_job_free(j);
@@ -182,6 +281,7 @@ void cat_job_free(cat_job *j)
     free(j->state);
     free(j->last_error);
     free(j->sink_table);
+    free(j->options);
     free(j);
 }
 

@@ -144,9 +144,14 @@ static const char schema_v2[] =
     "  reason TEXT);"
     "CREATE INDEX rosql_service_events_service ON rosql_service_events (service, id);";
 
+/* Version 3: what a job runs with (settings such as checkpoint_interval,
+ * decoupling and batch_size, as "k=v,k=v"). */
+static const char schema_v3[] = "ALTER TABLE rosql_jobs ADD COLUMN options TEXT;";
+
 const cat_migration cat_migrations[CAT_SCHEMA_VERSION] = {
     {1, schema_v1},
     {2, schema_v2},
+    {3, schema_v3},
 };
 
 /* ------------------------------------------------------------------ */

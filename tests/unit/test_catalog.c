@@ -1027,6 +1027,52 @@ static void test_instance_upsert_list_delete(void **state)
 /* ------------------------------------------------------------------ */
 /* Jobs and checkpoints */
 
+/* Processes racing on a job change its state only from the states they
+ * expect (STOP JOB against the job's own exit). */
+static void test_job_transition_and_progress(void **state)
+{
+    fixture *fx = *state;
+    ros_error *err = &fx->err;
+    int64_t a = create_job(fx->db, "t", "running", err);
+    assert_true(a > 0);
+    assert_int_equal(cat_job_transition(fx->db, a, "stopping", "stopped", NULL, err), 0);
+    assert_int_equal(cat_job_transition(fx->db, a, "created,running", "stopping", NULL, err), 1);
+    assert_int_equal(cat_job_transition(fx->db, a, "running", "failed", "x", err), 0);
+    assert_int_equal(cat_job_transition(fx->db, a, NULL, "failed", "boom", err), 1);
+    assert_int_equal(cat_job_transition(fx->db, 424242, NULL, "failed", NULL, err), -1);
+    assert_error(err, ROS_ERR_UNDEFINED_OBJECT, "job 424242 does not exist");
+    ros_error_clear(err);
+
+    cat_job p = {0};
+    p.id = a;
+    p.pid = 123;
+    p.rows_read = 10;
+    p.rows_written = 9;
+    p.last_checkpoint = 4;
+    p.recomputed = 2;
+    assert_int_equal(cat_job_progress(fx->db, &p, err), 0);
+    assert_int_equal(cat_job_count_restart(fx->db, a, err), 0);
+    assert_int_equal(cat_job_count_restart(fx->db, a, err), 0);
+    cat_job *g = cat_job_get(fx->db, a, err);
+    assert_non_null(g);
+    assert_string_equal(g->state, "failed"); /* progress leaves the state */
+    assert_string_equal(g->last_error, "boom");
+    assert_int_equal(g->pid, 123);
+    assert_int_equal(g->rows_read, 10);
+    assert_int_equal(g->rows_written, 9);
+    assert_int_equal(g->last_checkpoint, 4);
+    assert_int_equal(g->recomputed, 2);
+    assert_int_equal(g->restarts, 2);
+    assert_null(g->options);
+    free(g->options);
+    g->options = strdup("checkpoint_interval=2s");
+    assert_int_equal(cat_job_update(fx->db, g, err), 0);
+    cat_job_free(g);
+    g = cat_job_get(fx->db, a, err);
+    assert_string_equal(g->options, "checkpoint_interval=2s");
+    cat_job_free(g);
+}
+
 static void test_jobs(void **state)
 {
     fixture *fx = *state;
@@ -1416,6 +1462,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_creating_data_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_processes, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_job_transition_and_progress, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
