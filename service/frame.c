@@ -1077,6 +1077,88 @@ void svc_frame_clear(svc_frame *f)
 }
 
 /* ---------------------------------------------------------------- */
+/* Content digest */
+
+/* Odd constants with well spread bits (wyhash's secret). */
+#define HK0 0xa0761d6478bd642full
+#define HK1 0xe7037ed1a0b428dbull
+#define HK2 0x8ebc6af09c88c6e3ull
+#define HK3 0x589965cc75374cc3ull
+#define HK4 0x1d8e4e27c47d124full
+
+/* Seed of svc_frame_digest (any constant: it only has to stay the same). */
+#define DIGEST_SEED 0x524f5346u /* "ROSF" */
+
+/* The 128-bit product of a and b folded to 64 bits: every input bit reaches
+ * every output bit. */
+static inline uint64_t hmix(uint64_t a, uint64_t b)
+{
+    __extension__ unsigned __int128 r = (unsigned __int128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8); /* one unaligned load; little-endian host */
+    return v;
+}
+
+/* n < 8 bytes at p, zero-extended. */
+static inline uint64_t load_tail(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    if (n)
+        memcpy(&v, p, n);
+    return v;
+}
+
+/*
+ * Four lanes each take 16 bytes of every 64-byte block: lane = lane ^
+ * mix(word ^ Ki, word ^ lane), a chain per lane (order within the lane
+ * matters) with a constant per lane (moving words between lanes matters);
+ * the lanes' multiplications are independent, so they overlap.  XORing the
+ * product into the lane keeps its state should a word cancel its constant.
+ * The rest (under 64 bytes) goes 16 bytes at a time through one chain; the
+ * length enters at the start and the end, so zero bytes at the end count.
+ */
+uint64_t svc_hash64(const void *data, size_t len, uint64_t seed)
+{
+    const uint8_t *p = data;
+    size_t n = len;
+    uint64_t h = seed ^ hmix(seed ^ HK0, (uint64_t)len ^ HK1);
+    if (n >= 64) {
+        uint64_t s0 = h, s1 = h, s2 = h, s3 = h;
+        for (; n >= 64; n -= 64, p += 64) {
+            s0 ^= hmix(load64(p) ^ HK0, load64(p + 8) ^ s0);
+            s1 ^= hmix(load64(p + 16) ^ HK1, load64(p + 24) ^ s1);
+            s2 ^= hmix(load64(p + 32) ^ HK2, load64(p + 40) ^ s2);
+            s3 ^= hmix(load64(p + 48) ^ HK3, load64(p + 56) ^ s3);
+        }
+        h = hmix(s0 ^ HK1, s1 ^ HK2) ^ hmix(s2 ^ HK3, s3 ^ HK4);
+    }
+    for (; n >= 16; n -= 16, p += 16)
+        h ^= hmix(load64(p) ^ HK1, load64(p + 8) ^ h);
+    uint64_t a, b;
+    if (n >= 8) {
+        a = load64(p);
+        b = load_tail(p + 8, n - 8);
+    } else {
+        a = load_tail(p, n);
+        b = 0;
+    }
+    h ^= hmix(a ^ HK2, b ^ h ^ HK3);
+    return hmix(h ^ HK4, (uint64_t)len ^ HK0);
+}
+
+uint64_t svc_frame_digest(const svc_frame_header *h, const uint8_t *buf, size_t len)
+{
+    uint64_t payload = h->payload_len <= len ? h->payload_len : len;
+    uint64_t seed = svc_hash64(h->method, h->method_len, DIGEST_SEED);
+    return svc_hash64(buf + (len - payload), (size_t)payload, seed);
+}
+
+/* ---------------------------------------------------------------- */
 /* Batches */
 
 void svc_batch_free(ros_batch *b)

@@ -3,14 +3,17 @@
  *    Unit tests of the service wire frame (service/frame.h): round trips of
  *    every column type and header field, the documented byte offsets, exact
  *    size prediction, splitting under a limit and reassembly, oversized
- *    frames, and fault loops (every truncation, random mutations, random
- *    garbage) in which decoding must fail cleanly or give a sound batch.
+ *    frames, fault loops (every truncation, random mutations, random
+ *    garbage) in which decoding must fail cleanly or give a sound batch,
+ *    and the content digest (svc_hash64, svc_frame_digest) and advisory
+ *    REUSED flag.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -1049,6 +1052,216 @@ static void test_decode_rejects(void **state)
 }
 
 /* ---------------------------------------------------------------- */
+/* Content digest */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts n hashes and fails on a repeat. */
+static void assert_distinct(uint64_t *h, size_t n, const char *what)
+{
+    qsort(h, n, sizeof *h, cmp_u64);
+    for (size_t i = 1; i < n; i++)
+        if (h[i] == h[i - 1])
+            fail_msg("%s: two inputs hash to %016llx", what, (unsigned long long)h[i]);
+}
+
+/*
+ * svc_hash64: independent of the buffer's alignment; every length of zero
+ * bytes, every single-bit flip, every swap of two 8-byte words, every seed
+ * and every small counter give different values (lengths cross the 16- and
+ * 64-byte steps and the tail).
+ */
+static void test_hash64(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static uint8_t data[N], shifted[N + 8];
+    for (size_t i = 0; i < N; i++)
+        data[i] = (uint8_t)rnd();
+
+    /* the same bytes at any alignment; the same call twice */
+    for (size_t len = 0; len <= N; len += len < 140 ? 1 : 37) {
+        uint64_t want = svc_hash64(data, len, 5);
+        assert_int_equal(svc_hash64(data, len, 5), want);
+        for (size_t off = 1; off < 8; off++) {
+            memcpy(shifted + off, data, len);
+            assert_int_equal(svc_hash64(shifted + off, len, 5), want);
+        }
+    }
+
+    /* zero bytes: the length counts */
+    static uint8_t zeros[N];
+    static uint64_t h[N * 8 + 1];
+    size_t n = 0;
+    for (size_t len = 0; len <= N; len++)
+        h[n++] = svc_hash64(zeros, len, 0);
+    assert_distinct(h, n, "zero bytes of different lengths");
+
+    /* every single-bit flip of 1, 15, 16, 63, 64, 65, 200 and 300 bytes */
+    static const size_t lens[] = {1, 15, 16, 63, 64, 65, 200, N};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t len = lens[k];
+        n = 0;
+        h[n++] = svc_hash64(data, len, 0);
+        for (size_t bit = 0; bit < len * 8; bit++) {
+            data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            h[n++] = svc_hash64(data, len, 0);
+            data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        assert_distinct(h, n, "single-bit flips");
+    }
+
+    /* swapping two different 8-byte words (within a lane, across lanes,
+     * between the blocks and the tail) */
+    n = 0;
+    h[n++] = svc_hash64(data, 264, 0);
+    for (size_t i = 0; i < 33; i++)
+        for (size_t j = i + 1; j < 33; j += 3) {
+            uint8_t t[8];
+            if (memcmp(data + 8 * i, data + 8 * j, 8) == 0)
+                continue;
+            memcpy(t, data + 8 * i, 8);
+            memcpy(data + 8 * i, data + 8 * j, 8);
+            memcpy(data + 8 * j, t, 8);
+            h[n++] = svc_hash64(data, 264, 0);
+            memcpy(data + 8 * j, data + 8 * i, 8);
+            memcpy(data + 8 * i, t, 8);
+        }
+    assert_true(n > 100);
+    assert_distinct(h, n, "swapped words");
+
+    /* seeds */
+    n = 0;
+    for (uint64_t seed = 0; seed < 1000; seed++)
+        h[n++] = svc_hash64(data, 100, seed);
+    assert_distinct(h, n, "seeds");
+
+    /* 200000 bigint counters, and the same counters 8 bytes into zeros */
+    size_t m = 200000;
+    uint64_t *many = malloc(m * 2 * sizeof *many);
+    assert_non_null(many);
+    for (uint64_t i = 0; i < m; i++) {
+        uint64_t w[2] = {0, i};
+        many[i] = svc_hash64(&i, 8, 0);
+        many[m + i] = svc_hash64(w, 16, 0);
+    }
+    assert_distinct(many, m * 2, "counters");
+    free(many);
+}
+
+/*
+ * svc_frame_digest covers the method and the payload bytes of a request
+ * part, not the rest of the header (request id, attempt, part, flags,
+ * deadline): a retry under another attempt has the digest of its first
+ * try, a part with other rows or another method another one.
+ */
+static void test_frame_digest(void **state)
+{
+    (void)state;
+    ros_batch b;
+    make_batch(&b, 40);
+    svc_frame_header h;
+    request_header(&h);
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_set_method(&h, "m", 1, &err), 0);
+    size_t len;
+    uint8_t *buf = encode_ok(&h, &b, &len);
+    svc_frame f;
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    uint64_t d = svc_frame_digest(&f.h, buf, len);
+    svc_frame_clear(&f);
+
+    /* another header around the same content: the same digest */
+    svc_frame_header h2 = h;
+    h2.id.seq++;
+    h2.attempt = 9;
+    h2.deadline_ms = 12345;
+    h2.flags |= SVC_FLAG_ORDERED | SVC_FLAG_VOLATILE | SVC_FLAG_REUSED;
+    svc_frame_set_part(&h2, 2, 5);
+    size_t len2;
+    uint8_t *buf2 = encode_ok(&h2, &b, &len2);
+    assert_int_equal(len2, len);
+    assert_int_equal(svc_frame_decode(buf2, len2, 0, &f, &err), 0);
+    assert_int_equal(svc_frame_digest(&f.h, buf2, len2), d);
+    svc_frame_clear(&f);
+    free(buf2);
+
+    /* another method, or none: another digest */
+    static const char *methods[] = {"n", ""};
+    for (int k = 0; k < 2; k++) {
+        h2 = h;
+        assert_int_equal(svc_frame_set_method(&h2, methods[k], strlen(methods[k]), &err), 0);
+        buf2 = encode_ok(&h2, &b, &len2);
+        assert_int_equal(svc_frame_decode(buf2, len2, 0, &f, &err), 0);
+        assert_true(svc_frame_digest(&f.h, buf2, len2) != d);
+        svc_frame_clear(&f);
+        free(buf2);
+    }
+
+    /* any payload byte changed: another digest */
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    size_t payload = (size_t)f.h.payload_len;
+    assert_true(payload > 0);
+    for (size_t i = len - payload; i < len; i++) {
+        buf[i] ^= 0x01;
+        assert_true(svc_frame_digest(&f.h, buf, len) != d);
+        buf[i] ^= 0x01;
+    }
+    assert_int_equal(svc_frame_digest(&f.h, buf, len), d);
+    svc_frame_clear(&f);
+
+    /* one row less: another digest */
+    ros_batch fewer;
+    make_batch(&fewer, 39);
+    buf2 = encode_ok(&h, &fewer, &len2);
+    assert_int_equal(svc_frame_decode(buf2, len2, 0, &f, &err), 0);
+    assert_true(svc_frame_digest(&f.h, buf2, len2) != d);
+    svc_frame_clear(&f);
+    free(buf2);
+    free_batch(&fewer);
+    free(buf);
+    free_batch(&b);
+}
+
+/* SVC_FLAG_REUSED is advisory (bit 16): it encodes, travels in a RESPONSE
+ * and decodes; a frame without it (an older worker) reads as not reused. */
+static void test_reused_flag(void **state)
+{
+    (void)state;
+    assert_int_equal(SVC_FLAG_REUSED, 1u << 16);
+    assert_int_equal(SVC_FLAG_REUSED & SVC_FLAGS_REQUIRED_MASK, 0);
+    ros_batch b;
+    make_batch(&b, 4);
+    svc_frame_header req, h;
+    request_header(&req);
+    svc_frame_reply_header(&h, &req, SVC_KIND_RESPONSE);
+    assert_int_equal(h.flags & SVC_FLAG_REUSED, 0);
+    size_t len;
+    uint8_t *buf = encode_ok(&h, &b, &len);
+    svc_frame f;
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_int_equal(f.h.flags & SVC_FLAG_REUSED, 0);
+    svc_frame_clear(&f);
+    free(buf);
+    h.flags |= SVC_FLAG_REUSED;
+    buf = encode_ok(&h, &b, &len);
+    assert_int_equal(buf[10], 0x01); /* bit 16: byte 10, bit 0 */
+    assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+    assert_int_equal(f.h.flags, SVC_FLAG_LAST_PART | SVC_FLAG_REUSED);
+    assert_int_equal(f.batch.nrows, 4);
+    svc_frame_clear(&f);
+    free(buf);
+    free_batch(&b);
+}
+
+/* ---------------------------------------------------------------- */
 /* Fault loops */
 
 static long accepted, rejected;
@@ -1221,6 +1434,9 @@ int main(void)
         cmocka_unit_test(test_fault_truncation),
         cmocka_unit_test(test_fault_mutations),
         cmocka_unit_test(test_fault_garbage),
+        cmocka_unit_test(test_hash64),
+        cmocka_unit_test(test_frame_digest),
+        cmocka_unit_test(test_reused_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
