@@ -23,8 +23,15 @@
  *
  * A request (wreq) owns its received message (its batch may borrow the
  * message's bytes) and the list of contexts waiting for its answer: the one
- * that received it plus duplicates of the same request id that arrived
- * while it was queued or running.
+ * that received it plus duplicates (same request id, part and content
+ * digest) that arrived while it was queued or running.
+ *
+ * Keys.  The result cache and the duplicates are keyed by request id, part
+ * index and a 64-bit digest of the part's method and payload bytes
+ * (svc_frame_digest, computed once per keyed request on the receiving nng
+ * thread): after a job restore the same id may carry other rows, which are
+ * then a miss and computed afresh.  Answers not computed for their asker (a
+ * cache hit, a duplicate) carry the advisory flag SVC_FLAG_REUSED.
  */
 #include "runtime/core/clock.h"
 #include "service/worker.h"
@@ -61,6 +68,7 @@
 #define CACHE_BYTES (512u << 20) /* cached frames in all, whatever cache_entries says */
 #define START_RETRY_MS 200     /* BUSY retry hint while starting or warming */
 #define RETRY_MAX_MS 10000     /* largest BUSY retry hint */
+#define OFF_FLAGS 8            /* byte offset of the flags in a frame header (README) */
 #define OFF_ATTEMPT 36         /* byte offset of the attempt in a frame header (README) */
 #define CTL_TIMEOUT_MS 2000    /* register/deregister with the coordinator */
 #define MALLOC_MMAP_THRESHOLD (128 << 20) /* rosd worker: heap-allocate below this */
@@ -72,12 +80,14 @@ enum { PH_STARTING, PH_WARMING, PH_READY, PH_FAILED };
 /* Phases of an nng context (see the file comment). */
 enum { CTX_RECV, CTX_WAIT, CTX_SEND };
 
-/* A request id plus part: the key of the result cache and of duplicates. */
+/* A request id plus part plus content: the key of the result cache and of
+ * duplicates. */
 typedef struct wkey {
-    uint64_t job;  /* request id: job */
-    uint64_t seq;  /* request id: sequence */
-    uint32_t op;   /* request id: operator */
-    uint32_t part; /* part index */
+    uint64_t job;    /* request id: job */
+    uint64_t seq;    /* request id: sequence */
+    uint32_t op;     /* request id: operator */
+    uint32_t part;   /* part index */
+    uint64_t digest; /* svc_frame_digest of the part: method and payload bytes */
 } wkey;
 
 /* Chained hash table node, embedded in what it indexes. */
@@ -97,6 +107,7 @@ typedef struct wctx wctx;
 typedef struct wreq {
     hnode hn;             /* in w->inflight (when keyed) */
     bool keyed;           /* not VOLATILE: duplicates may attach, answer may be cached */
+    uint64_t digest;      /* keyed: svc_frame_digest of the received frame */
     svc_frame f;          /* decoded header and batch (may borrow msg's bytes) */
     nng_msg *msg;         /* received message while f borrows it, else NULL */
     int64_t arrived_ms;   /* monotonic arrival time */
@@ -114,6 +125,7 @@ struct wctx {
     bool answer;      /* the pending send answers a queued request (drain accounting) */
     uint32_t attempt; /* WAIT: attempt of the request this context received */
     uint32_t pipe;    /* WAIT: pipe id it came over */
+    bool reused;      /* WAIT: attached to a request already queued or running */
     wctx *next;       /* WAIT: next waiter of the same request */
 };
 
@@ -181,7 +193,8 @@ static int htab_init(htab *t, size_t want);
 static hnode *htab_find(const htab *t, const wkey *k);
 static void htab_insert(htab *t, hnode *n);
 static void htab_remove(htab *t, hnode *n);
-static wkey key_of(const svc_frame_header *h);
+static wkey key_of(const svc_frame_header *h, uint64_t digest);
+static void patch_reply(uint8_t *frame, uint32_t attempt, bool reused);
 static void queue_unlink(svc_worker *w, wreq *r);
 static void req_free(wreq *r);
 static void cache_unref_locked(svc_worker *w, centry *e);
@@ -243,6 +256,7 @@ static uint64_t key_hash(const wkey *k)
     uint64_t h = k->job * 0x9e3779b97f4a7c15ull;
     h ^= (k->seq + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
     h ^= ((uint64_t)k->op << 32 | k->part) * 0x94d049bb133111ebull;
+    h ^= k->digest; /* already well mixed */
     return h ^ (h >> 29);
 }
 
@@ -261,7 +275,7 @@ static hnode *htab_find(const htab *t, const wkey *k)
 {
     for (hnode *n = t->b[key_hash(k) & t->mask]; n; n = n->next)
         if (n->key.job == k->job && n->key.seq == k->seq && n->key.op == k->op &&
-            n->key.part == k->part)
+            n->key.part == k->part && n->key.digest == k->digest)
             return n;
     return NULL;
 }
@@ -283,10 +297,28 @@ static void htab_remove(htab *t, hnode *n)
         }
 }
 
-static wkey key_of(const svc_frame_header *h)
+static wkey key_of(const svc_frame_header *h, uint64_t digest)
 {
-    wkey k = {h->id.job, h->id.seq, h->id.op, h->part_index};
+    wkey k = {h->id.job, h->id.seq, h->id.op, h->part_index, digest};
     return k;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Makes an encoded answer name attempt, and marks it REUSED when set. */
+static void patch_reply(uint8_t *frame, uint32_t attempt, bool reused)
+{
+    put_le32(frame + OFF_ATTEMPT, attempt);
+    if (reused) {
+        uint32_t flags = 0;
+        for (int i = 0; i < 4; i++)
+            flags |= (uint32_t)frame[OFF_FLAGS + i] << (8 * i);
+        put_le32(frame + OFF_FLAGS, flags | SVC_FLAG_REUSED);
+    }
 }
 
 /* ---------------------------------------------------------------- */
@@ -570,6 +602,8 @@ static void handle_msg(wctx *c, nng_msg *m)
         return;
     }
     uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(m));
+    if (r->f.h.kind == SVC_KIND_REQUEST && !(r->f.h.flags & SVC_FLAG_VOLATILE))
+        r->digest = svc_frame_digest(&r->f.h, nng_msg_body(m), nng_msg_len(m));
     if (r->f.borrowed)
         r->msg = m; /* the batch points into m */
     else
@@ -605,15 +639,16 @@ static void handle_msg(wctx *c, nng_msg *m)
 
 /* Queues r (a decoded REQUEST received on c), or answers it at once: BUSY
  * before READY, while draining or with the queue full; the start error
- * after a failed start; a cache hit.  A duplicate of a queued or running
- * request waits for that one's answer. */
+ * after a failed start; a cache hit (marked REUSED).  A duplicate of a
+ * queued or running request (same id, part and digest) waits for that
+ * one's answer. */
 static void handle_request(wctx *c, wreq *r)
 {
     svc_worker *w = c->w;
     const svc_frame_header *h = &r->f.h;
     nng_msg *reply = NULL;
     bool keyed = !(h->flags & SVC_FLAG_VOLATILE);
-    wkey k = key_of(h);
+    wkey k = key_of(h, r->digest);
 
     pthread_mutex_lock(&w->mtx);
     if (w->phase == PH_FAILED && !w->draining) {
@@ -646,9 +681,7 @@ static void handle_request(wctx *c, wreq *r)
             if (nng_msg_alloc(&reply, e->len) == 0) {
                 uint8_t *b = nng_msg_body(reply);
                 memcpy(b, e->bytes, e->len);
-                uint32_t a = h->attempt; /* the answer names this request's attempt */
-                for (int i = 0; i < 4; i++)
-                    b[OFF_ATTEMPT + i] = (uint8_t)(a >> (8 * i));
+                patch_reply(b, h->attempt, true); /* names this request's attempt */
             } else {
                 reply = NULL;
             }
@@ -664,6 +697,7 @@ static void handle_request(wctx *c, wreq *r)
             wreq *first = (wreq *)n;
             c->phase = CTX_WAIT;
             c->attempt = h->attempt;
+            c->reused = true;
             c->next = NULL;
             wctx **pp = &first->waiters;
             while (*pp)
@@ -681,6 +715,7 @@ static void handle_request(wctx *c, wreq *r)
     r->arrived_ms = ros_mono_ms();
     c->phase = CTX_WAIT;
     c->attempt = h->attempt;
+    c->reused = false;
     c->next = NULL;
     r->waiters = c;
     r->prev = w->qtail;
@@ -1206,7 +1241,8 @@ static void answer_error(svc_worker *w, wreq *r, const ros_error *e, int64_t row
 /*
  * Hands m (r's answer; NULL when it could not be built) to every context
  * waiting for r, caches it when it is a result that may be cached, and frees
- * r.  Duplicates that asked under another attempt get a copy naming theirs.
+ * r.  Duplicates that asked under another attempt get a copy naming theirs;
+ * a RESPONSE to a duplicate is marked REUSED (the cached copy is not).
  */
 static void deliver(svc_worker *w, wreq *r, nng_msg *m, bool ok, uint32_t rows)
 {
@@ -1239,11 +1275,9 @@ static void deliver(svc_worker *w, wreq *r, nng_msg *m, bool ok, uint32_t rows)
         nng_msg *cm = m;
         if (m && next && nng_msg_dup(&cm, m) != 0)
             cm = NULL;
-        if (cm && c->attempt != r->f.h.attempt) {
-            uint8_t *b = nng_msg_body(cm);
-            for (int i = 0; i < 4; i++)
-                b[OFF_ATTEMPT + i] = (uint8_t)(c->attempt >> (8 * i));
-        }
+        bool reused = ok && c->reused;
+        if (cm && (c->attempt != r->f.h.attempt || reused))
+            patch_reply(nng_msg_body(cm), c->attempt, reused);
         if (!next)
             m = NULL; /* given to the last waiter */
         ctx_send(c, cm);

@@ -14,10 +14,12 @@
  *  - queue full: an immediate BUSY reply (status with retry_after_ms);
  *  - a request whose deadline has passed when it is dequeued is answered
  *    with an ERROR (57014 "deadline expired"), not run;
- *  - result cache keyed by (job, op, seq, part_index), cache_entries
- *    answers (LRU); VOLATILE requests are neither served from nor stored in
- *    it; a duplicate of a request still queued or running waits for the
- *    first one's answer instead of running twice;
+ *  - result cache keyed by (job, op, seq, part_index) and the part's
+ *    content digest (svc_frame_digest), cache_entries answers (LRU);
+ *    VOLATILE requests are neither served from nor stored in it; a
+ *    duplicate (same key) of a request still queued or running waits for
+ *    the first one's answer instead of running twice; answers from the
+ *    cache or to a duplicate carry SVC_FLAG_REUSED;
  *  - CANCEL (job, op, attempt) drops queued requests of that caller whose
  *    attempt is <= the one given; requests received over a pipe (connection)
  *    that closes are dropped too (the caller is gone);

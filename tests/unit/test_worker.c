@@ -6,10 +6,11 @@
  *
  * Covered: the lifecycle (states in PONG, drain, stop), echo round trips of
  * several types with NULLs, batching across callers, the result cache and
- * duplicates of a running request, BUSY on a full queue, expired deadlines,
- * CANCEL, callers that disconnect, drain finishing in-flight work, garbage
- * and oversized frames, a failed start, and a user library handler whose
- * failing request does not fail its batch-mates.
+ * duplicates of a running request (keyed by id, part and content; answers
+ * not computed for their asker marked REUSED), BUSY on a full queue, expired
+ * deadlines, CANCEL, callers that disconnect, drain finishing in-flight
+ * work, garbage and oversized frames, a failed start, and a user library
+ * handler whose failing request does not fail its batch-mates.
  */
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -271,6 +272,12 @@ static void assert_seq(const svc_frame *f, int64_t first, uint32_t n)
         assert_false(ros_vector_is_null(v, i));
         assert_int_equal(ROS_VEC_I64(v)[i], first + (int64_t)i);
     }
+}
+
+/* The answer was not computed for its asker (cache hit or duplicate). */
+static bool reused(const svc_frame *f)
+{
+    return (f->h.flags & SVC_FLAG_REUSED) != 0;
 }
 
 /* Sends rows first.. under (job, op, seq) asynchronously. */
@@ -632,16 +639,19 @@ static void test_cache(void **state)
     req_frame(9, 2, 1, 0, 0, 0, &b, &buf, &len);
     rpc(fx.s, buf, len, &f);
     assert_seq(&f, 40, 5);
+    assert_false(reused(&f));
     svc_frame_clear(&f);
     assert_true(now_ms() - t0 >= 190);
 
-    /* retry under attempt 3: from the cache, naming attempt 3 */
+    /* retry under attempt 3: from the cache, naming attempt 3, REUSED */
     t0 = now_ms();
     req_frame(9, 2, 1, 3, 0, 0, &b, &buf, &len);
     rpc(fx.s, buf, len, &f);
     int64_t hit_ms = now_ms() - t0;
     assert_seq(&f, 40, 5);
     assert_int_equal(f.h.attempt, 3);
+    assert_true(reused(&f));
+    assert_true(f.h.flags & SVC_FLAG_LAST_PART);
     svc_frame_clear(&f);
     assert_true(hit_ms < 100);
     assert_int_equal(svc_worker_cache_hits(fx.w), 1);
@@ -652,6 +662,7 @@ static void test_cache(void **state)
     req_frame(9, 2, 1, 0, SVC_FLAG_VOLATILE, 0, &b, &buf, &len);
     rpc(fx.s, buf, len, &f);
     assert_seq(&f, 40, 5);
+    assert_false(reused(&f));
     svc_frame_clear(&f);
     assert_true(now_ms() - t0 >= 190);
     assert_int_equal(svc_worker_cache_hits(fx.w), 1);
@@ -695,8 +706,111 @@ static void test_cache(void **state)
     fx_stop(&fx);
 }
 
+/* After a job restore the same request id may carry other rows: the cache
+ * is keyed by content too, so those are computed afresh (and answered with
+ * their own rows), while the old content is still a hit. */
+static void test_cache_content(void **state)
+{
+    (void)state;
+    fixture fx;
+    svc_worker_config cfg = config("builtin:delay", "delay_ms=1\n");
+    cfg.cache_entries = 256;
+    fx_start(&fx, cfg, true);
+    ros_batch b1, b2, b3;
+    batch_seq(&b1, 40, 5);
+    batch_seq(&b2, 500, 5);   /* same shape, other rows */
+    batch_seq(&b3, 40, 6);    /* b1 plus one row */
+    uint8_t *buf;
+    size_t len;
+    svc_frame f;
+
+    req_frame(9, 2, 1, 0, 0, 0, &b1, &buf, &len);
+    rpc(fx.s, buf, len, &f);
+    assert_seq(&f, 40, 5);
+    assert_false(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(svc_worker_handler_calls(fx.w), 1);
+
+    /* same id, other rows: a miss, computed, the new rows come back */
+    req_frame(9, 2, 1, 1, 0, 0, &b2, &buf, &len);
+    rpc(fx.s, buf, len, &f);
+    assert_seq(&f, 500, 5);
+    assert_false(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(svc_worker_handler_calls(fx.w), 2);
+    assert_int_equal(svc_worker_cache_hits(fx.w), 0);
+
+    /* same id, one row more */
+    req_frame(9, 2, 1, 2, 0, 0, &b3, &buf, &len);
+    rpc(fx.s, buf, len, &f);
+    assert_seq(&f, 40, 6);
+    assert_false(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(svc_worker_handler_calls(fx.w), 3);
+
+    /* same id and rows, another method string: a miss */
+    svc_request_id id = {9, 2, 1};
+    svc_frame_header h;
+    svc_frame_header_init(&h, SVC_KIND_REQUEST, &id);
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_set_method(&h, "other", 5, &err), 0);
+    assert_int_equal(svc_frame_encode(&h, &b1, 0, &buf, &len, &err), 0);
+    rpc(fx.s, buf, len, &f);
+    assert_seq(&f, 40, 5);
+    assert_false(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(svc_worker_handler_calls(fx.w), 4);
+    assert_int_equal(svc_worker_cache_hits(fx.w), 0);
+
+    /* each content replayed under the id: hits, each with its own rows */
+    req_frame(9, 2, 1, 3, 0, 0, &b2, &buf, &len);
+    rpc(fx.s, buf, len, &f);
+    assert_seq(&f, 500, 5);
+    assert_true(reused(&f));
+    svc_frame_clear(&f);
+    req_frame(9, 2, 1, 4, 0, 0, &b1, &buf, &len);
+    rpc(fx.s, buf, len, &f);
+    assert_seq(&f, 40, 5);
+    assert_true(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(svc_worker_cache_hits(fx.w), 2);
+    assert_int_equal(svc_worker_handler_calls(fx.w), 4);
+
+    /* a VOLATILE request is never a hit, nor stored */
+    for (int i = 0; i < 2; i++) {
+        req_frame(9, 2, 7, 0, SVC_FLAG_VOLATILE, 0, &b1, &buf, &len);
+        rpc(fx.s, buf, len, &f);
+        assert_seq(&f, 40, 5);
+        assert_false(reused(&f));
+        svc_frame_clear(&f);
+    }
+    assert_int_equal(svc_worker_handler_calls(fx.w), 6);
+    assert_int_equal(svc_worker_cache_hits(fx.w), 2);
+
+    /* 200 contents under one id (many share a hash bucket), each computed
+     * once, then each replayed: every replay gets its own rows back */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 200; i++) {
+            ros_batch bi;
+            batch_seq(&bi, 1000 * i, 2);
+            req_frame(9, 5, 1, 0, 0, 0, &bi, &buf, &len);
+            svc_batch_free(&bi);
+            rpc(fx.s, buf, len, &f);
+            assert_seq(&f, 1000 * i, 2);
+            assert_int_equal(reused(&f), pass == 1);
+            svc_frame_clear(&f);
+        }
+    assert_int_equal(svc_worker_handler_calls(fx.w), 6 + 200);
+    assert_int_equal(svc_worker_cache_hits(fx.w), 2 + 200);
+    svc_batch_free(&b1);
+    svc_batch_free(&b2);
+    svc_batch_free(&b3);
+    fx_stop(&fx);
+}
+
 /* The same id sent twice while the first runs: one handler call, both
- * answered (no cache involved). */
+ * answered (no cache involved); the duplicates' answers are REUSED. */
 static void test_duplicate_attaches(void **state)
 {
     (void)state;
@@ -717,23 +831,80 @@ static void test_duplicate_attaches(void **state)
     assert_int_equal(acall_finish(&a, 5000, &f), 0);
     assert_seq(&f, 7, 3);
     assert_int_equal(f.h.attempt, 0);
+    assert_false(reused(&f));
     svc_frame_clear(&f);
     assert_int_equal(acall_finish(&b, 5000, &f), 0);
     assert_seq(&f, 7, 3);
     assert_int_equal(f.h.attempt, 1);
+    assert_true(reused(&f)); /* attached to running a */
     svc_frame_clear(&f);
     assert_int_equal(acall_finish(&c, 5000, &f), 0);
     assert_seq(&f, 70, 3);
+    assert_false(reused(&f));
     svc_frame_clear(&f);
     assert_int_equal(acall_finish(&d, 5000, &f), 0);
     assert_seq(&f, 70, 3);
     assert_int_equal(f.h.attempt, 2);
+    assert_true(reused(&f)); /* attached to queued c */
     svc_frame_clear(&f);
     assert_int_equal(svc_worker_handler_calls(fx.w), 2);
     svc_status st;
     svc_worker_status(fx.w, &st);
     assert_int_equal(st.requests, 4);
     assert_int_equal(st.rows, 6);
+    nng_close(s2);
+    fx_stop(&fx);
+}
+
+/* Requests under the id of a running one but with other rows (a restored
+ * job batching differently), or VOLATILE, do not attach: each is computed
+ * and answered with its own rows, not REUSED. */
+static void test_duplicate_needs_same_content(void **state)
+{
+    (void)state;
+    fixture fx;
+    svc_worker_config cfg = config("builtin:delay", "delay_ms=200\n");
+    cfg.max_batch = 4;
+    fx_start(&fx, cfg, true);
+    nng_socket s2 = open_req(fx.url);
+    acall a, b, c, d;
+    acall_seq(fx.s, &a, 4, 4, 4, 0, 7, 3);
+    sleep_ms(30); /* a is running */
+    acall_seq(s2, &b, 4, 4, 4, 1, 700, 3); /* same id, other rows */
+    ros_batch vb;
+    batch_seq(&vb, 7, 3);
+    uint8_t *buf;
+    size_t len;
+    req_frame(4, 4, 4, 2, SVC_FLAG_VOLATILE, 0, &vb, &buf, &len); /* same id and rows, VOLATILE */
+    acall_start(fx.s, &c, buf, len);
+    req_frame(4, 4, 4, 3, 0, 0, &vb, &buf, &len); /* same id and rows: attaches to a */
+    acall_start(s2, &d, buf, len);
+    svc_batch_free(&vb);
+    svc_frame f;
+    assert_int_equal(acall_finish(&a, 5000, &f), 0);
+    assert_seq(&f, 7, 3);
+    assert_false(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(acall_finish(&b, 5000, &f), 0);
+    assert_seq(&f, 700, 3);
+    assert_int_equal(f.h.attempt, 1);
+    assert_false(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(acall_finish(&c, 5000, &f), 0);
+    assert_seq(&f, 7, 3);
+    assert_int_equal(f.h.attempt, 2);
+    assert_false(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(acall_finish(&d, 5000, &f), 0);
+    assert_seq(&f, 7, 3);
+    assert_int_equal(f.h.attempt, 3);
+    assert_true(reused(&f));
+    svc_frame_clear(&f);
+    svc_status st;
+    svc_worker_status(fx.w, &st);
+    assert_int_equal(st.requests, 4);
+    assert_int_equal(st.rows, 9); /* a, b and c computed; d reused a's */
+    assert_int_equal(svc_worker_cache_hits(fx.w), 0);
     nng_close(s2);
     fx_stop(&fx);
 }
@@ -1283,7 +1454,9 @@ int main(void)
         cmocka_unit_test(test_batching_across_callers),
         cmocka_unit_test(test_batching_limits),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_content),
         cmocka_unit_test(test_duplicate_attaches),
+        cmocka_unit_test(test_duplicate_needs_same_content),
         cmocka_unit_test(test_busy_when_full),
         cmocka_unit_test(test_deadline_expired),
         cmocka_unit_test(test_cancel),
