@@ -166,6 +166,7 @@ struct part {
     uint64_t avoid;      /* member id the last attempt failed on, 0 = none */
     flight *fl;          /* PART_FLIGHT */
     ros_vector col;      /* PART_DONE: the answered rows */
+    bool reused;         /* PART_DONE: the answer carried SVC_FLAG_REUSED */
 };
 
 /* One submitted request, from svc_client_submit to svc_client_poll. */
@@ -887,6 +888,7 @@ static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc
         }
         p->col = f.batch.cols[0];
         ros_vector_init(&f.batch.cols[0], p->col.type);
+        p->reused = (f.h.flags & SVC_FLAG_REUSED) != 0; /* advisory: absent in older workers */
         svc_frame_clear(&f);
         p->state = PART_DONE;
         if (++r->ndone == r->nparts)
@@ -987,11 +989,15 @@ static void request_fail(svc_client *c, request *r, const ros_error *why, int64_
     request_finish(c, r);
 }
 
-/* Every part answered: the parts' columns, in order, make the result. */
+/* Every part answered: the parts' columns, in order, make the result; it
+ * was reused when every part's answer was. */
 static void request_complete(svc_client *c, request *r)
 {
     ros_error e;
     ros_error_clear(&e);
+    bool reused = true;
+    for (uint32_t i = 0; i < r->nparts; i++)
+        reused = reused && r->parts[i].reused;
     ros_vector out = r->parts[0].col;
     ros_vector_init(&r->parts[0].col, out.type);
     for (uint32_t i = 1; i < r->nparts; i++) {
@@ -1014,6 +1020,7 @@ static void request_complete(svc_client *c, request *r)
     r->res.ok = 1;
     r->res.out = out;
     r->res.error_row = -1;
+    r->res.reused = reused;
     request_finish(c, r);
 }
 

@@ -72,6 +72,9 @@ typedef struct svc_result {
     ros_error error;          /* !ok: why (remote errors keep their SQLSTATE) */
     int64_t error_row;        /* !ok: failing row of the request, -1 when none */
     uint32_t retries;         /* times it was re-sent */
+    bool reused;              /* ok: every part's answer was reused by the instance (its
+                                 result cache, or a duplicate already queued or running:
+                                 SVC_FLAG_REUSED), not computed for this submission */
 } svc_result;
 
 typedef struct svc_client svc_client;

@@ -9,7 +9,7 @@
  * encode_status, and recording every frame it received (request id, part,
  * rows) so a test can check what went over the wire.  Modes: echo (answers
  * the first argument column), BUSY n times then echo, delay then echo,
- * silent, and ERROR.  An instance that dies is a child process (this binary
+ * silent, and ERROR; echoes mark the parts of reused_parts REUSED.  An instance that dies is a child process (this binary
  * run as `test_client --die URL LOG`) that receives one request, writes its
  * id to LOG and exits, as a crashed worker does; closing an nng socket while
  * traffic arrives can wedge nng 1.5's reaper (nanomsg/nng#1543), so no fake
@@ -111,6 +111,8 @@ typedef struct fake {
     int busy_left;         /* FAKE_BUSY */
     int delay_ms;          /* FAKE_DELAY */
     int error_part;        /* FAKE_ERROR: the part that fails, -1 = every part */
+    _Atomic uint64_t reused_parts; /* echoes of these part indexes (bit i: part i) carry
+                                      SVC_FLAG_REUSED; 0: none, as an older worker */
     atomic_bool stop;
     pthread_mutex_t mu;
     seen log[SEEN_MAX];    /* under mu */
@@ -132,6 +134,8 @@ static void fake_echo(fake *f, const svc_frame *fr)
 {
     svc_frame_header h;
     svc_frame_reply_header(&h, &fr->h, SVC_KIND_RESPONSE);
+    if (fr->h.part_index < 64 && (atomic_load(&f->reused_parts) >> fr->h.part_index & 1))
+        h.flags |= SVC_FLAG_REUSED;
     ros_batch one = {.ncols = fr->batch.ncols ? 1 : 0, .nrows = fr->batch.nrows,
                      .cols = fr->batch.cols};
     uint8_t *buf;
@@ -956,6 +960,69 @@ static void test_split_reassemble(void **state)
     fake_stop(f);
 }
 
+/* svc_result.reused: set when every part's answer carried SVC_FLAG_REUSED,
+ * false for answers without it (older workers) and for failures. */
+static void test_reused_flag(void **state)
+{
+    (void)state;
+    fake *f = fake_start(FAKE_ECHO, "reuse", 0);
+    svc_client *c = client_open(4, 5000, 0, 2048);
+    members_of(c, &f, 1);
+    wait_connected(c, 1);
+    svc_result res;
+    /* one part: none, then flagged */
+    submit_ok(c, 1, ROS_TYPE_INT64, 10, false);
+    poll_one(c, &res);
+    expect_echo(&res, ROS_TYPE_INT64, 10, false);
+    assert_false(res.reused);
+    svc_result_clear(&res);
+    atomic_store(&f->reused_parts, 1);
+    submit_ok(c, 2, ROS_TYPE_INT64, 10, false);
+    poll_one(c, &res);
+    expect_echo(&res, ROS_TYPE_INT64, 10, false);
+    assert_true(res.reused);
+    svc_result_clear(&res);
+    /* 2000 bigints in frames of 2 KiB: several parts */
+    atomic_store(&f->reused_parts, ~(uint64_t)0);
+    submit_ok(c, 3, ROS_TYPE_INT64, 2000, true);
+    poll_one(c, &res);
+    expect_echo(&res, ROS_TYPE_INT64, 2000, true);
+    assert_true(res.reused);
+    svc_result_clear(&res);
+    assert_true(fake_requests(f, 3) > 2);
+    /* every part but part 1 reused: the request is not */
+    atomic_store(&f->reused_parts, ~(uint64_t)2);
+    submit_ok(c, 4, ROS_TYPE_INT64, 2000, true);
+    poll_one(c, &res);
+    expect_echo(&res, ROS_TYPE_INT64, 2000, true);
+    assert_false(res.reused);
+    svc_result_clear(&res);
+    /* only the last part not reused */
+    int parts = fake_requests(f, 4);
+    atomic_store(&f->reused_parts, ~((uint64_t)1 << (parts - 1)));
+    submit_ok(c, 5, ROS_TYPE_INT64, 2000, true);
+    poll_one(c, &res);
+    expect_echo(&res, ROS_TYPE_INT64, 2000, true);
+    assert_false(res.reused);
+    svc_result_clear(&res);
+    svc_client_close(c);
+    fake_stop(f);
+
+    /* an ERROR is never reused */
+    f = fake_start(FAKE_ERROR, "reuse-err", -1);
+    atomic_store(&f->reused_parts, ~(uint64_t)0);
+    c = client_open(4, 5000, 0, 0);
+    members_of(c, &f, 1);
+    wait_connected(c, 1);
+    submit_ok(c, 6, ROS_TYPE_INT64, 10, false);
+    poll_one(c, &res);
+    assert_false(res.ok);
+    assert_false(res.reused);
+    svc_result_clear(&res);
+    svc_client_close(c);
+    fake_stop(f);
+}
+
 /* ---------------------------------------------------------------- */
 /* Membership */
 
@@ -1295,6 +1362,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_error_passthrough),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_split_reassemble),
+        cmocka_unit_test(test_reused_flag),
         cmocka_unit_test(test_membership_replaced),
         cmocka_unit_test(test_subscribe),
         cmocka_unit_test(test_public_api),

@@ -7,10 +7,11 @@
  * Covered: the lifecycle (states in PONG, drain, stop), echo round trips of
  * several types with NULLs, batching across callers, the result cache and
  * duplicates of a running request (keyed by id, part and content; answers
- * not computed for their asker marked REUSED), BUSY on a full queue, expired
- * deadlines, CANCEL, callers that disconnect, drain finishing in-flight
- * work, garbage and oversized frames, a failed start, and a user library
- * handler whose failing request does not fail its batch-mates.
+ * not computed for their asker marked REUSED, also as the client reports
+ * it), BUSY on a full queue, expired deadlines, CANCEL, callers that
+ * disconnect, drain finishing in-flight work, garbage and oversized frames,
+ * a failed start, and a user library handler whose failing request does not
+ * fail its batch-mates.
  */
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -30,6 +31,7 @@
 #include <rosql/vector.h>
 
 #include "runtime/core/error.h"
+#include "service/client.h"
 #include "service/frame.h"
 #include "service/worker.h"
 
@@ -910,6 +912,105 @@ static void test_duplicate_needs_same_content(void **state)
 }
 
 /* ---------------------------------------------------------------- */
+/* The client's view: svc_result.reused */
+
+static svc_client *open_client(const char *url, size_t max_frame)
+{
+    svc_client_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.service = "w";
+    cc.timeout_ms = 5000;
+    cc.max_frame = max_frame;
+    cc.job = 31;
+    cc.op = 2;
+    ros_error err;
+    ros_error_clear(&err);
+    svc_client *c = svc_client_open(&cc, &err);
+    if (!c)
+        fail_msg("svc_client_open: %s", err.message);
+    svc_member m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.url, sizeof m.url, "%s", url);
+    assert_int_equal(svc_client_set_members(c, &m, 1, &err), 0);
+    return c;
+}
+
+/* Submits bigints first.. under seq and waits for them; returns reused. */
+static bool client_call(svc_client *c, uint64_t seq, uint32_t flags, int64_t first, uint32_t n)
+{
+    ros_batch b;
+    batch_seq(&b, first, n);
+    ros_error err;
+    ros_error_clear(&err);
+    if (svc_client_submit(c, seq, NULL, flags, &b, NULL, &err) != 0)
+        fail_msg("submit: %s", err.message);
+    svc_result res;
+    assert_int_equal(svc_client_poll(c, 10000, &res), 1);
+    if (!res.ok)
+        fail_msg("request %llu failed: %s", (unsigned long long)seq, res.error.message);
+    assert_int_equal(res.seq, seq);
+    assert_int_equal(res.out.len, n);
+    for (uint32_t i = 0; i < n; i++)
+        assert_int_equal(ROS_VEC_I64(&res.out)[i], first + (int64_t)i);
+    bool r = res.reused;
+    svc_result_clear(&res);
+    return r;
+}
+
+/* Through svc_client: a replay of the same id and rows is reported reused,
+ * other rows under the id are computed, VOLATILE never reused, and a split
+ * request is reused only when every part was. */
+static void test_client_reused(void **state)
+{
+    (void)state;
+    fixture fx;
+    svc_worker_config cfg = config("builtin:echo", NULL);
+    cfg.cache_entries = 64;
+    fx_start(&fx, cfg, true);
+    svc_client *c = open_client(fx.url, 0);
+
+    assert_false(client_call(c, 1, 0, 10, 50));
+    assert_int_equal(svc_worker_handler_calls(fx.w), 1);
+    assert_true(client_call(c, 1, 0, 10, 50)); /* replay: from the cache */
+    assert_int_equal(svc_worker_handler_calls(fx.w), 1);
+    assert_int_equal(svc_worker_cache_hits(fx.w), 1);
+    assert_false(client_call(c, 1, 0, 900, 50)); /* same id, other rows */
+    assert_int_equal(svc_worker_handler_calls(fx.w), 2);
+    assert_true(client_call(c, 1, 0, 900, 50));
+    assert_int_equal(svc_worker_cache_hits(fx.w), 2);
+    for (int i = 0; i < 2; i++)
+        assert_false(client_call(c, 2, SVC_FLAG_VOLATILE, 10, 50));
+    assert_int_equal(svc_worker_handler_calls(fx.w), 4);
+    svc_client_close(c);
+
+    /* 4000 bigints in frames of at most 8 KiB: several parts */
+    c = open_client(fx.url, 8192);
+    assert_false(client_call(c, 3, 0, 0, 4000));
+    uint64_t calls = svc_worker_handler_calls(fx.w);
+    assert_true(calls >= 4 + 4);
+    assert_true(client_call(c, 3, 0, 0, 4000));
+    assert_int_equal(svc_worker_handler_calls(fx.w), calls);
+    /* the same id with the last row changed: every part but the last is a
+     * hit, the last is computed, so the request is not reused */
+    ros_batch b;
+    batch_seq(&b, 0, 4000);
+    ROS_VEC_I64(&b.cols[0])[3999] = -1;
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_client_submit(c, 3, NULL, 0, &b, NULL, &err), 0);
+    svc_result res;
+    assert_int_equal(svc_client_poll(c, 10000, &res), 1);
+    assert_true(res.ok);
+    assert_int_equal(ROS_VEC_I64(&res.out)[3998], 3998);
+    assert_int_equal(ROS_VEC_I64(&res.out)[3999], -1);
+    assert_false(res.reused);
+    svc_result_clear(&res);
+    assert_int_equal(svc_worker_handler_calls(fx.w), calls + 1);
+    svc_client_close(c);
+    fx_stop(&fx);
+}
+
+/* ---------------------------------------------------------------- */
 /* Back-pressure, deadlines, cancel, disconnects, drain */
 
 static void test_busy_when_full(void **state)
@@ -1457,6 +1558,7 @@ int main(void)
         cmocka_unit_test(test_cache_content),
         cmocka_unit_test(test_duplicate_attaches),
         cmocka_unit_test(test_duplicate_needs_same_content),
+        cmocka_unit_test(test_client_reused),
         cmocka_unit_test(test_busy_when_full),
         cmocka_unit_test(test_deadline_expired),
         cmocka_unit_test(test_cancel),
