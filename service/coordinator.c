@@ -23,6 +23,15 @@
  * DB.run/SERVICE-N.log.  A restarted coordinator adopts instances that are
  * still alive (their pid and endpoint are in the catalog) instead of
  * starting new ones, so a coordinator crash reloads no model.
+ *
+ * Jobs (runtime/exec/job.c) are supervised the same way: a job in state
+ * running gets a `rosd job DB ID` process (output in DB.run/job-ID.log); one
+ * that dies while running is restarted from its latest checkpoint (at once
+ * the first time, then with backoff), and CRASH_LOOP_LIMIT deaths without a
+ * new checkpoint mark it failed.  A job in state stopping gets SIGTERM (a
+ * final checkpoint).  Live job processes are adopted like instances.  The
+ * coordinator stays while a job runs; stopping, it sends its jobs SIGTERM,
+ * leaving them "running" for the next coordinator to resume.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +72,7 @@
 #define CRASH_LOOP_LIMIT 5
 #define BACKOFF_MAX_MS 5000
 #define REMOTE_PING_FAILURES 3
+#define SVC_DEFAULT_CACHE_ENTRIES "4096" /* cache_entries when the service does not say */
 
 typedef enum inst_state { I_BACKOFF, I_STARTING, I_READY, I_DRAINING, I_FAILED } inst_state;
 
@@ -111,6 +121,18 @@ typedef struct svc_mem {
     struct svc_mem *next;
 } svc_mem;
 
+/* A job the coordinator supervises. */
+typedef struct jproc {
+    int64_t id;
+    pid_t pid;          /* 0: no process */
+    bool child;         /* started by us (waitpid), else adopted */
+    bool termed;        /* SIGTERM sent (stopping) */
+    int fails;          /* deaths in a row without a new checkpoint */
+    int64_t next_start; /* no process: start at (ms) */
+    int64_t ckpt_seen;  /* last checkpoint id seen */
+    struct jproc *next;
+} jproc;
+
 typedef struct coord {
     char db_path[PATH_MAX];
     char run_dir[PATH_MAX];
@@ -119,6 +141,7 @@ typedef struct coord {
     nng_socket ctl, pub;
     inst *insts;
     svc_mem *svcs;
+    jproc *jobs;
     uint64_t version;
     int64_t last_publish, last_write, last_reconcile, idle_since;
     bool stop;
@@ -369,6 +392,12 @@ static int inst_start(coord *c, inst *i, const cat_service *s)
             argv[k++] = flags[f][1];
             argv[k++] = v;
         }
+    }
+    if (!opt(s, "cache_entries")) {
+        /* a restored job re-asks its in-flight requests: answer them from
+         * the cache rather than run the model again */
+        argv[k++] = "--cache-entries";
+        argv[k++] = SVC_DEFAULT_CACHE_ENTRIES;
     }
     argv[k] = NULL;
     pid_t pid = svc_spawn((char *const *)argv, log, false);
@@ -798,6 +827,156 @@ static void write_state(coord *c, bool force)
 }
 
 /* ------------------------------------------------------------------ */
+/* Jobs */
+
+static bool is_job_process(pid_t pid, int64_t id)
+{
+    char path[64], cmd[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(cmd, 1, sizeof cmd - 1, f) : 0;
+    if (f)
+        fclose(f);
+    /* arguments are NUL separated: rosd\0job\0DB\0ID */
+    char want[32];
+    snprintf(want, sizeof want, "%lld", (long long)id);
+    bool rosd = false, job = false, idok = false;
+    for (size_t k = 0; k < len; k += strlen(cmd + k) + 1) {
+        const char *a = cmd + k;
+        rosd |= strstr(a, "rosd") != NULL;
+        job |= strcmp(a, "job") == 0;
+        idok |= strcmp(a, want) == 0;
+    }
+    return rosd && job && idok;
+}
+
+static jproc *job_find(coord *c, int64_t id)
+{
+    for (jproc *j = c->jobs; j; j = j->next)
+        if (j->id == id)
+            return j;
+    return NULL;
+}
+
+static int job_start(coord *c, jproc *j)
+{
+    char id[32], log[PATH_MAX + 64];
+    snprintf(id, sizeof id, "%lld", (long long)j->id);
+    snprintf(log, sizeof log, "%s/job-%lld.log", c->run_dir, (long long)j->id);
+    char *argv[] = {c->rosd, "job", c->db_path, id, NULL};
+    pid_t pid = svc_spawn(argv, log, false);
+    if (pid < 0) {
+        logf_("could not start job %lld: %s", (long long)j->id, strerror(errno));
+        return -1;
+    }
+    logf_("started job %lld pid %d", (long long)j->id, (int)pid);
+    j->pid = pid;
+    j->child = true;
+    j->termed = false;
+    return 0;
+}
+
+/* The process of job j ended (status from waitpid, -1 when not known). */
+static void job_exited(coord *c, jproc *j, int status)
+{
+    char reason[128];
+    if (status >= 0 && WIFSIGNALED(status))
+        snprintf(reason, sizeof reason, "killed by signal %d", WTERMSIG(status));
+    else if (status >= 0 && WIFEXITED(status))
+        snprintf(reason, sizeof reason, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(reason, sizeof reason, "process %d is gone", (int)j->pid);
+    logf_("job %lld %s", (long long)j->id, reason);
+    j->pid = 0;
+    ros_error err = {0};
+    /* a STOP that found it dying, or its own clean stop */
+    if (cat_job_transition(c->db, j->id, "stopping", "stopped", NULL, &err) == 1)
+        return;
+    cat_job *row = cat_job_get(c->db, j->id, &err);
+    bool running = row && strcmp(row->state, "running") == 0;
+    cat_job_free(row);
+    if (!running)
+        return; /* finished, failed or stopped: it said so itself */
+    if (c->stop || g_term)
+        return; /* we sent SIGTERM while stopping: the next coordinator resumes it */
+    j->fails++;
+    cat_job_count_restart(c->db, j->id, &err);
+    if (j->fails >= CRASH_LOOP_LIMIT) {
+        char why[512];
+        char log[PATH_MAX + 64], tail[160];
+        snprintf(log, sizeof log, "%s/job-%lld.log", c->run_dir, (long long)j->id);
+        log_tail(log, tail, sizeof tail);
+        snprintf(why, sizeof why, "died %d times without a new checkpoint (%s)%s%.150s", j->fails, reason,
+                 tail[0] ? ": " : "", tail);
+        cat_job_transition(c->db, j->id, "running", "failed", why, &err);
+        logf_("job %lld failed: %s", (long long)j->id, why);
+        return;
+    }
+    /* the first restart at once: the services kept its work */
+    int64_t delay = j->fails <= 1 ? 0 : 100LL << (j->fails - 2);
+    j->next_start = ros_mono_ms() + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
+}
+
+/* Starts, adopts, stops and forgets job processes to match the catalog. */
+static void jobs_reconcile(coord *c)
+{
+    ros_error err = {0};
+    cat_job **jl;
+    int n;
+    if (cat_job_list(c->db, &jl, &n, &err) < 0)
+        return;
+    int64_t now = ros_mono_ms();
+    for (int k = 0; k < n; k++) {
+        cat_job *r = jl[k];
+        bool running = strcmp(r->state, "running") == 0, stopping = strcmp(r->state, "stopping") == 0;
+        jproc *j = job_find(c, r->id);
+        if (!j && !running && !stopping)
+            continue;
+        if (!j) {
+            if (!(j = calloc(1, sizeof *j)))
+                continue;
+            j->id = r->id;
+            j->ckpt_seen = r->last_checkpoint;
+            j->next = c->jobs;
+            c->jobs = j;
+            if (r->pid > 0 && kill(r->pid, 0) == 0 && is_job_process(r->pid, r->id)) {
+                j->pid = r->pid;
+                j->child = false;
+                logf_("adopted job %lld pid %d", (long long)r->id, (int)r->pid);
+            }
+        }
+        if (r->last_checkpoint != j->ckpt_seen) {
+            j->ckpt_seen = r->last_checkpoint;
+            j->fails = 0; /* it makes progress */
+        }
+        if (stopping) {
+            if (j->pid > 0 && !j->termed) {
+                kill(j->pid, SIGTERM);
+                j->termed = true;
+            } else if (j->pid == 0) {
+                cat_job_transition(c->db, r->id, "stopping", "stopped", NULL, &err);
+            }
+        } else if (running && j->pid == 0 && now >= j->next_start) {
+            job_start(c, j);
+        }
+    }
+    /* forget jobs with no process that are not running (or were deleted) */
+    for (jproc **pp = &c->jobs; *pp;) {
+        jproc *j = *pp;
+        bool keep = j->pid > 0;
+        for (int k = 0; k < n && !keep; k++)
+            keep = jl[k]->id == j->id && (strcmp(jl[k]->state, "running") == 0 || strcmp(jl[k]->state, "stopping") == 0);
+        if (!keep) {
+            *pp = j->next;
+            free(j);
+        } else {
+            pp = &j->next;
+        }
+    }
+    CAT_FREE_LIST(jl, n, cat_job_free);
+}
+
+/* ------------------------------------------------------------------ */
 /* Processes */
 
 static void reap(coord *c)
@@ -805,12 +984,21 @@ static void reap(coord *c)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (inst *i = c->insts; i; i = i->next)
+        bool found = false;
+        for (inst *i = c->insts; i && !found; i = i->next)
             if (i->child && i->pid == pid) {
                 inst_exited(c, i, status);
-                break;
+                found = true;
+            }
+        for (jproc *j = c->jobs; j && !found; j = j->next)
+            if (j->child && j->pid == pid) {
+                job_exited(c, j, status);
+                found = true;
             }
     }
+    for (jproc *j = c->jobs; j; j = j->next)
+        if (j->pid > 0 && !j->child && kill(j->pid, 0) < 0 && errno == ESRCH)
+            job_exited(c, j, -1);
     /* adopted instances are not our children: check that they still live */
     int64_t now = ros_mono_ms();
     for (inst *i = c->insts; i; i = i->next) {
@@ -887,6 +1075,9 @@ static void handle_ctl(coord *c, char *msg)
         reconcile(c);
         write_state(c, false);
         publish(c, false);
+        ctl_reply(c, "ok");
+    } else if (strcmp(msg, "jobs") == 0) {
+        jobs_reconcile(c);
         ctl_reply(c, "ok");
     } else if (strcmp(msg, "stop") == 0) {
         c->stop = true;
@@ -990,15 +1181,33 @@ static bool any_wanted(coord *c)
     for (inst *i = c->insts; i; i = i->next)
         if (i->pid > 0 || i->st == I_BACKOFF || i->st == I_STARTING || i->st == I_READY)
             return true;
-    return false;
+    return c->jobs != NULL; /* a job runs, or is to be restarted or stopped */
 }
 
 static void shutdown_all(coord *c)
 {
+    /* jobs first: their final checkpoints may still ask the services */
+    int64_t deadline = ros_mono_ms() + 10000;
+    for (jproc *j = c->jobs; j; j = j->next)
+        if (j->pid > 0)
+            kill(j->pid, SIGTERM);
+    for (;;) {
+        reap(c);
+        bool live = false;
+        for (jproc *j = c->jobs; j; j = j->next)
+            live |= j->pid > 0;
+        if (!live || ros_mono_ms() > deadline)
+            break;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    for (jproc *j = c->jobs; j; j = j->next)
+        if (j->pid > 0)
+            kill(j->pid, SIGKILL);
     for (inst *i = c->insts; i; i = i->next)
         if (i->pid > 0)
             inst_drain(i, "coordinator stopping");
-    int64_t deadline = ros_mono_ms() + 10000;
+    deadline = ros_mono_ms() + 10000;
     for (;;) {
         reap(c);
         bool live = false;
@@ -1080,6 +1289,7 @@ int svc_coord_main(int argc, char **argv)
 
     adopt(c);
     reconcile(c);
+    jobs_reconcile(c);
     c->idle_since = ros_mono_ms();
     while (!c->stop && !g_term) {
         poll_ctl(c, TICK_MS);
@@ -1092,6 +1302,7 @@ int svc_coord_main(int argc, char **argv)
                 break;
             }
             reconcile(c);
+            jobs_reconcile(c);
         }
         for (inst *i = c->insts; i; i = i->next)
             inst_ping(c, i);
@@ -1114,6 +1325,11 @@ int svc_coord_main(int argc, char **argv)
     }
     while (c->insts)
         inst_free(c, c->insts);
+    while (c->jobs) {
+        jproc *n = c->jobs->next;
+        free(c->jobs);
+        c->jobs = n;
+    }
     while (c->svcs) {
         svc_mem *n = c->svcs->next;
         free(c->svcs);

@@ -21,6 +21,7 @@ static int pr_begin(void *arg, int ncols, const char *const *names, const ros_ty
 static int pr_batch(void *arg, const ros_batch *b);
 static int pr_end(void *arg, const char *tag);
 static void pr_notice(void *arg, const char *message);
+static void pr_progress(void *arg, const char *line);
 
 static int utf8_next(const char *s, size_t n, size_t *i);
 static int char_width(int cp);
@@ -78,7 +79,7 @@ void pr_reset(printer *p)
 
 ros_result_sink pr_sink(printer *p)
 {
-    ros_result_sink s = {p, pr_begin, pr_batch, pr_end, pr_notice};
+    ros_result_sink s = {p, pr_begin, pr_batch, pr_end, pr_notice, pr_progress};
     return s;
 }
 
@@ -359,6 +360,20 @@ static void pr_notice(void *arg, const char *message)
     printer *p = arg;
     fflush(p->out);
     fprintf(p->err, "NOTICE:  %s\n", message);
+}
+
+/* A foreground job's progress: one line rewritten in place on a terminal,
+ * nothing otherwise (scripts and pipes get only the result). */
+static void pr_progress(void *arg, const char *line)
+{
+    printer *p = arg;
+    if (!isatty(fileno(p->err)))
+        return;
+    if (line)
+        fprintf(p->err, "\r%s\033[K", line);
+    else
+        fprintf(p->err, "\r\033[K");
+    fflush(p->err);
 }
 
 /* ---------------------------------------------------------------- */

@@ -218,6 +218,7 @@ typedef enum sql_stmt_kind {
     SQL_S_EXPLAIN,
     SQL_S_DELETE,            /* DELETE FROM t [WHERE ...] */
     SQL_S_TRANSACTION,       /* BEGIN / COMMIT / ROLLBACK: accepted, each statement is atomic */
+    SQL_S_JOB,               /* STOP JOB n | RESUME JOB n | CHECKPOINT JOB n */
 } sql_stmt_kind;
 
 typedef enum sql_object_kind {
@@ -307,6 +308,10 @@ struct sql_stmt {
             const char *name;     /* lower-cased setting name */
             const char *value;    /* value text; NULL for RESET / SET name TO DEFAULT */
         } set;
+        struct {
+            const char *action;   /* "stop", "resume" or "checkpoint" */
+            int64_t id;
+        } job;
         struct {
             sql_stmt *stmt;       /* the statement explained */
             bool analyze;

@@ -11,6 +11,7 @@
  *      SHOW TABLES | FUNCTIONS | SERVICES | JOBS | CHECKPOINTS [FOR JOB n]
  *      SHOW COLUMNS FROM table
  *         | SERVICE EVENTS | ALL | name
+ *      STOP JOB n | RESUME JOB n | CHECKPOINT JOB n
  *
  *    opts:  key [= value] [, ...]   value: 'string' | number | word
  *
@@ -39,6 +40,7 @@ static sql_stmt *ext_create_function(ext *p, bool or_replace);
 static sql_stmt *ext_alter(ext *p);
 static sql_stmt *ext_drop_service(ext *p);
 static sql_stmt *ext_show(ext *p);
+static sql_stmt *ext_job(ext *p);
 static int ext_options(ext *p, sql_list *out);
 static int ext_type(ext *p, sql_typename *out);
 static int ext_end(ext *p);
@@ -85,6 +87,9 @@ bool sql_ext_wants(const sql_tokens *t)
         for (int k = 0; show_words[k]; k++)
             if (sql_tok_is_word(t, 1, show_words[k]))
                 return true;
+    /* PostgreSQL's CHECKPOINT takes no argument; STOP and RESUME are ours */
+    if (sql_tok_is_word(t, 0, "stop") || sql_tok_is_word(t, 0, "resume") || sql_tok_is_word(t, 0, "checkpoint"))
+        return sql_tok_is_word(t, 1, "job");
     return false;
 }
 
@@ -117,6 +122,8 @@ sql_stmt *sql_ext_parse(const sql_tokens *toks, ros_arena *arena, ros_error *err
     } else if (sql_tok_is_word(toks, 0, "show")) {
         p.pos = 1;
         s = ext_show(&p);
+    } else if (sql_tok_is_word(toks, 1, "job")) {
+        s = ext_job(&p);
     } else {
         sql_syntax_error(toks, 0, err);
     }
@@ -535,6 +542,29 @@ static sql_stmt *ext_create_function(ext *p, bool or_replace)
             return syntax_error(p), NULL;
         }
     }
+    return s;
+}
+
+/* ------------------------------------------------------------------ */
+/* STOP / RESUME / CHECKPOINT JOB n */
+
+static sql_stmt *ext_job(ext *p)
+{
+    sql_stmt *s = new_stmt(p, SQL_S_JOB);
+    if (!s)
+        return NULL;
+    s->u.job.action = accept_word(p, "stop") ? "stop" : accept_word(p, "resume") ? "resume" : "checkpoint";
+    if (!strcmp(s->u.job.action, "checkpoint") && expect_word(p, "checkpoint") < 0)
+        return NULL;
+    if (expect_word(p, "job") < 0)
+        return NULL;
+    if (p->pos >= p->t->n || p->t->toks[p->pos].cls != SQL_TOK_INT)
+        return syntax_error(p), NULL;
+    errno = 0;
+    s->u.job.id = strtoll(p->t->text + p->t->toks[p->pos].start, NULL, 10);
+    if (errno || s->u.job.id <= 0)
+        return sql_error_at(p->err, p->t->text, here(p), ROS_ERR_OUT_OF_RANGE, "job id is out of range"), NULL;
+    p->pos++;
     return s;
 }
 

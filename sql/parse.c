@@ -237,7 +237,7 @@ const char *const *sql_keywords(void)
         "VARCHAR", "BOOLEAN", "BYTEA",
         /* utility */
         "SHOW", "TABLES", "FUNCTIONS", "SERVICES", "JOBS", "JOB", "CHECKPOINTS", "EVENTS", "COLUMNS",
-        "EXPLAIN", "ANALYZE", "VERBOSE", "REWRITE", "BEGIN", "COMMIT", "ROLLBACK",
+        "EXPLAIN", "ANALYZE", "VERBOSE", "REWRITE", "BEGIN", "COMMIT", "ROLLBACK", "STOP", "RESUME", "CHECKPOINT",
         NULL,
     };
     return keywords;

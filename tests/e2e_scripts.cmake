@@ -15,3 +15,18 @@ set_tests_properties(e2e_services PROPERTIES TIMEOUT 600)
 add_test(NAME e2e_decoupling
          COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/decoupling_test.py $<TARGET_FILE:rosql> ${PROJECT_BINARY_DIR})
 set_tests_properties(e2e_decoupling PROPERTIES TIMEOUT 600)
+
+# Streaming jobs: foreground and SUBMIT, STOP/RESUME/CHECKPOINT JOB, tail
+# sources, file sink two-phase commit, kill -9 of the job / an instance / the
+# coordinator, and a short fault-injection loop (tests/e2e/jobs_test.py).
+add_test(NAME e2e_jobs
+         COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/jobs_test.py $<TARGET_FILE:rosql> ${PROJECT_BINARY_DIR})
+set_tests_properties(e2e_jobs PROPERTIES TIMEOUT 900)
+
+# The full fault-injection loop (20 trials per fault kind), not part of the
+# default run: `cmake --build build --target faults_full`.
+add_custom_target(faults_full
+  COMMAND ${CMAKE_COMMAND} -E env ROSQL_FAULT_TRIALS=20
+          python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/jobs_test.py $<TARGET_FILE:rosql> ${PROJECT_BINARY_DIR} test_fault_loop
+  DEPENDS rosql rosd
+  USES_TERMINAL)

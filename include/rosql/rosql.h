@@ -38,6 +38,9 @@ typedef struct ros_result_sink {
     int (*end)(void *arg, const char *tag);
     /* A NOTICE (e.g. "table "x" does not exist, skipping"). */
     void (*notice)(void *arg, const char *message);
+    /* Progress of a long statement (a foreground job), replacing the
+     * previous line; NULL line: done, clear it.  May be NULL. */
+    void (*progress)(void *arg, const char *line);
 } ros_result_sink;
 
 /*

@@ -46,6 +46,7 @@
 #define ROS_ERR_EXTERNAL "38000"
 #define ROS_ERR_CONNECTION "08006"
 #define ROS_ERR_INTERNAL "XX000"
+#define ROS_ERR_DATA_CORRUPTED "XX001"
 
 typedef struct ros_error {
     bool set;             /* an error has been recorded */

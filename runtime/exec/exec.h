@@ -35,6 +35,10 @@ typedef struct rt_exec_ctx {
     int64_t deadline_ns;              /* CLOCK_MONOTONIC time at which the statement
                                          times out (statement_timeout), 0 = never */
     int64_t rows_written;             /* INSERT: rows written */
+    int64_t rows_read;                /* rows read from sources */
+    bool unbounded;                   /* a source of the plan is unbounded */
+    uint64_t job_id;                  /* a job's id (request ids), 0: an ad-hoc statement */
+    uint32_t attempt;                 /* the job's attempt (restarts) */
     /* a message for the client that is not an error (NOTICE), or NULL */
     void (*notice)(void *arg, const char *msg);
     void *notice_arg;
@@ -65,10 +69,44 @@ typedef struct rt_op rt_op;
 rt_op *rt_op_build(rt_exec_ctx *ctx, const plan_node *p, ros_error *err);
 
 /* Next batch: 1 with *out set (valid until the next call), 0 at the end,
- * -1 with err set. */
+ * 2 when an unbounded input has nothing right now (the operator already
+ * waited a little: call again; a job checkpoints meanwhile), -1 with err
+ * set. */
 int rt_op_next(rt_op *op, ros_batch **out, ros_error *err);
 
 void rt_op_free(rt_op *op);
+
+/* 23502 when a NOT NULL column of t has a NULL in b (table columns). */
+int rt_check_not_null(const cat_table *t, const ros_batch *b, ros_error *err);
+
+/* ---------------------------------------------------------------- */
+/* Checkpoints (job.c drives them) */
+
+struct rt_wbuf;
+struct rt_rbuf;
+
+/* True when a job running p can take checkpoints while it runs; else *why
+ * says what holds state that is not checkpointed (aggregation, sorting,
+ * DISTINCT): such a job commits its rows once, at its end. */
+bool rt_plan_checkpointable(const plan_node *p, const char **why);
+
+/* Writes the state of op and the operators below it (source offsets, the
+ * proxies' requests and results, LIMIT counters).  Taken between two
+ * rt_op_next calls of the root, when no batch is half consumed. */
+int rt_op_snapshot(rt_op *op, struct rt_wbuf *w, ros_error *err);
+
+/* Puts a freshly built op tree back into the state rt_op_snapshot wrote. */
+int rt_op_restore(rt_op *op, struct rt_rbuf *r, ros_error *err);
+
+typedef struct rt_proxy_stats {
+    int64_t inflight;    /* requests outstanding (not answered) */
+    int64_t answered;    /* requests answered whose rows are not emitted yet */
+    int64_t recomputed;  /* requests restored from a checkpoint that a service computed again */
+    int64_t reused;      /* requests restored or replayed answered from a service's cache */
+} rt_proxy_stats;
+
+/* Sums the proxies of op's chain. */
+void rt_op_proxy_stats(rt_op *op, rt_proxy_stats *st);
 
 /* ---------------------------------------------------------------- */
 /* Batch and vector utilities (vecutil.c) */

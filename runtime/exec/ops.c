@@ -18,6 +18,7 @@
 
 #include "runtime/connectors/connector.h"
 #include "runtime/core/types.h"
+#include "runtime/exec/ckpt.h"
 #include "runtime/exec/proxy.h"
 
 typedef int (*op_next_fn)(rt_op *op, ros_batch **out, ros_error *err);
@@ -92,13 +93,15 @@ static int scan_next(rt_op *op, ros_batch **out, ros_error *err)
         if (rc == 0)
             return 0;
         if (rc == 2) {
-            /* an unbounded source with nothing right now */
+            /* an unbounded source with nothing right now: wait a little,
+             * then let the caller decide (a job checkpoints meanwhile) */
             struct timespec ts = {0, 10 * 1000 * 1000};
             nanosleep(&ts, NULL);
-            continue;
+            return 2;
         }
         if (op->out.nrows == 0)
             continue;
+        op->ctx->rows_read += op->out.nrows;
         *out = &op->out;
         return 1;
     }
@@ -138,7 +141,7 @@ static int filter_next(rt_op *op, ros_batch **out, ros_error *err)
     for (;;) {
         ros_batch *in;
         int rc = rt_op_next(op->child, &in, err);
-        if (rc <= 0)
+        if (rc != 1)
             return rc;
         const ros_vector *pred = rt_expr_eval(op->exprs[0], in, err);
         if (!pred)
@@ -176,7 +179,7 @@ static int project_next(rt_op *op, ros_batch **out, ros_error *err)
 {
     ros_batch *in;
     int rc = rt_op_next(op->child, &in, err);
-    if (rc <= 0)
+    if (rc != 1)
         return rc;
     for (int i = 0; i < op->nexprs; i++) {
         const ros_vector *v = rt_expr_eval(op->exprs[i], in, err);
@@ -398,6 +401,8 @@ static int agg_build(rt_op *op, ros_error *err)
             return -1;
         if (rc == 0)
             break;
+        if (rc == 2)
+            continue; /* an unbounded input with nothing now */
         uint32_t n = in->nrows;
         const ros_vector *keys[ngroup + 1];
         const ros_vector *args[naggs + 1];
@@ -560,7 +565,7 @@ static int distinct_next(rt_op *op, ros_batch **out, ros_error *err)
     for (;;) {
         ros_batch *in;
         int rc = rt_op_next(op->child, &in, err);
-        if (rc <= 0)
+        if (rc != 1)
             return rc;
         rt_batch_reset(&op->out);
         for (uint32_t i = 0; i < in->nrows; i++) {
@@ -631,6 +636,8 @@ static int sort_next(rt_op *op, ros_batch **out, ros_error *err)
                 return -1;
             if (rc == 0)
                 break;
+            if (rc == 2)
+                continue;
             for (uint32_t c = 0; c < in->ncols; c++)
                 for (uint32_t i = 0; i < in->nrows; i++)
                     if (rt_vector_append_row(&s->all.cols[c], &in->cols[c], i) < 0)
@@ -670,7 +677,7 @@ static int limit_next(rt_op *op, ros_batch **out, ros_error *err)
             return 0; /* stop pulling: an unbounded input ends here */
         ros_batch *in;
         int rc = rt_op_next(op->child, &in, err);
-        if (rc <= 0)
+        if (rc != 1)
             return rc;
         uint32_t start = 0, n = in->nrows;
         if (op->skipped < offset) {
@@ -711,6 +718,20 @@ static int limit_next(rt_op *op, ros_batch **out, ros_error *err)
 /* ---------------------------------------------------------------- */
 /* Insert */
 
+int rt_check_not_null(const cat_table *t, const ros_batch *b, ros_error *err)
+{
+    for (int c = 0; c < t->ncols && c < (int)b->ncols; c++) {
+        if (!t->cols[c].not_null)
+            continue;
+        for (uint32_t i = 0; i < b->nrows; i++)
+            if (ros_vector_is_null(&b->cols[c], i))
+                return ros_error_set(err, "23502",
+                                     "null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+                                     t->cols[c].name, t->name);
+    }
+    return 0;
+}
+
 static int insert_next(rt_op *op, ros_batch **out, ros_error *err)
 {
     const cat_table *t = op->plan->u.insert.table;
@@ -728,16 +749,11 @@ static int insert_next(rt_op *op, ros_batch **out, ros_error *err)
         }
         if (rc == 0)
             break;
-        for (int c = 0; c < t->ncols; c++) {
-            if (!t->cols[c].not_null)
-                continue;
-            for (uint32_t i = 0; i < in->nrows; i++)
-                if (ros_vector_is_null(&in->cols[c], i)) {
-                    op->sink->ops->abort(op->sink);
-                    ros_error_set(err, "23502", "null value in column \"%s\" of relation \"%s\" violates not-null constraint",
-                                  t->cols[c].name, t->name);
-                    return -1;
-                }
+        if (rc == 2)
+            continue;
+        if (rt_check_not_null(t, in, err) < 0) {
+            op->sink->ops->abort(op->sink);
+            return -1;
         }
         if (op->sink->ops->write(op->sink, in, err) < 0) {
             op->sink->ops->abort(op->sink);
@@ -825,6 +841,8 @@ rt_op *rt_op_build(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
         op->src = rt_source_open(ctx->db, p->u.scan.table, &so, err);
         if (!op->src)
             goto fail;
+        if (op->src->unbounded)
+            ctx->unbounded = true;
         op->next = scan_next;
         break;
     }
@@ -929,4 +947,108 @@ rt_op *rt_op_build(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
 fail:
     rt_op_free(op);
     return NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* Checkpoints */
+
+bool rt_plan_checkpointable(const plan_node *p, const char **why)
+{
+    for (; p; p = p->child) {
+        switch (p->kind) {
+        case PN_AGG:
+            *why = "it aggregates";
+            return false;
+        case PN_DISTINCT:
+            *why = "it has DISTINCT";
+            return false;
+        case PN_SORT:
+            *why = "it sorts";
+            return false;
+        default:
+            break;
+        }
+    }
+    return true;
+}
+
+/* Every operator writes a tag (its plan kind) and then its state, parents
+ * before children, so a restore into a different plan is detected. */
+int rt_op_snapshot(rt_op *op, rt_wbuf *w, ros_error *err)
+{
+    for (; op; op = op->child) {
+        rt_w_u8(w, (uint8_t)op->plan->kind);
+        switch (op->plan->kind) {
+        case PN_SCAN:
+            rt_w_i64(w, op->src->ops->offset(op->src));
+            break;
+        case PN_VALUES:
+            rt_w_u8(w, op->done);
+            break;
+        case PN_LIMIT:
+            rt_w_i64(w, op->skipped);
+            rt_w_i64(w, op->emitted);
+            break;
+        case PN_PROXY:
+            if (rt_proxy_snapshot(op->proxy, w, err) < 0)
+                return -1;
+            break;
+        case PN_AGG:
+        case PN_DISTINCT:
+        case PN_SORT:
+            return ros_error_set(err, ROS_ERR_NOT_SUPPORTED, "cannot checkpoint a plan that %s",
+                                 op->plan->kind == PN_AGG ? "aggregates" : op->plan->kind == PN_SORT ? "sorts" : "has DISTINCT");
+        default:
+            break; /* stateless between batches */
+        }
+    }
+    return w->oom ? ros_error_oom(err) : 0;
+}
+
+int rt_op_restore(rt_op *op, rt_rbuf *r, ros_error *err)
+{
+    for (; op; op = op->child) {
+        uint8_t kind = rt_r_u8(r);
+        if (r->bad || kind != (uint8_t)op->plan->kind)
+            return ros_error_set(err, ROS_ERR_DATA_CORRUPTED,
+                                 "checkpoint state does not match the job's plan");
+        switch (op->plan->kind) {
+        case PN_SCAN: {
+            int64_t off = rt_r_i64(r);
+            if (!r->bad && op->src->ops->seek(op->src, off, err) < 0)
+                return -1;
+            break;
+        }
+        case PN_VALUES:
+            op->done = rt_r_u8(r) != 0;
+            break;
+        case PN_LIMIT:
+            op->skipped = rt_r_i64(r);
+            op->emitted = rt_r_i64(r);
+            break;
+        case PN_PROXY:
+            if (rt_proxy_restore(op->proxy, r, err) < 0)
+                return -1;
+            break;
+        default:
+            break;
+        }
+        if (r->bad)
+            return ros_error_set(err, ROS_ERR_DATA_CORRUPTED, "checkpoint state is malformed");
+    }
+    return 0;
+}
+
+void rt_op_proxy_stats(rt_op *op, rt_proxy_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    for (; op; op = op->child)
+        if (op->proxy) {
+            rt_proxy_stats one;
+            rt_proxy_get_stats(op->proxy, &one);
+            st->inflight += one.inflight;
+            st->answered += one.answered;
+            st->recomputed += one.recomputed;
+            st->reused += one.reused;
+        }
 }

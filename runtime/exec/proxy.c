@@ -35,6 +35,7 @@
 
 #include "runtime/core/strbuf.h"
 #include "runtime/core/types.h"
+#include "runtime/exec/ckpt.h"
 #include "service/client.h"
 #include "service/coordinator.h"
 
@@ -61,6 +62,7 @@ typedef struct preq {
     bool submitted;
     bool done;
     bool ok;
+    bool restored;       /* re-sent after a restore from a checkpoint */
     ros_vector result;   /* ok: n results */
 } preq;
 
@@ -107,6 +109,8 @@ struct rt_proxy {
     uint64_t first_at;       /* its place: unit number << 32 | row */
     uint64_t next_unit;
     bool reported;
+    int64_t recomputed;      /* restored requests a service computed again */
+    int64_t reused;          /* requests answered from a service's cache or running original */
 };
 
 /* px->guarded = rows sel[0..n) of in. */
@@ -158,8 +162,20 @@ static void unit_free(unit *u)
 
 static bool unit_done(const unit *u) { return u->failed || u->open == 0; }
 
-/* Adds a request for rows idx[0..n) of u (idx NULL: all; taken). */
+/* Adds a request for rows idx[0..n) of u (idx NULL: all; taken), named by
+ * the next seq. */
+static preq *add_req_seq(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool alone, uint64_t seq);
+
 static preq *add_req(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool alone)
+{
+    preq *r = add_req_seq(px, u, idx, n, alone, px->next_seq);
+    if (r)
+        px->next_seq++;
+    return r;
+}
+
+/* Same, named seq. */
+static preq *add_req_seq(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool alone, uint64_t seq)
 {
     if (u->nreqs == u->capreqs) {
         uint32_t cap = u->capreqs ? u->capreqs * 2 : 1;
@@ -176,7 +192,7 @@ static preq *add_req(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool alon
     r->idx = idx;
     r->n = n;
     r->alone = alone;
-    r->seq = px->next_seq++;
+    r->seq = seq;
     ros_vector_init(&r->result, px->plan->types[px->plan->ncols - 1]);
     u->reqs[u->nreqs++] = r;
     u->open++;
@@ -217,7 +233,8 @@ rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
     cfg.timeout_ms = p->u.proxy.timeout_ms;
     cfg.max_retries = p->u.proxy.max_retries;
     cfg.max_frame = (size_t)p->u.proxy.max_frame;
-    cfg.job = 0; /* ad-hoc query: the client draws a random job id */
+    cfg.job = ctx->job_id; /* 0 (ad-hoc query): the client draws a random job id */
+    cfg.attempt = ctx->attempt;
     cfg.op = (uint32_t)p->u.proxy.op_id;
     /* the function's service exists (the catalog says so), maybe not ready yet */
     if (!(px->client = svc_coord_client(cat_path(ctx->db), &cfg, false, err)))
@@ -366,8 +383,8 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
     int rc = rt_op_next(child, &in, err);
     if (rc < 0)
         return -1;
-    if (rc == 0)
-        return cut_units(px, err) < 0 ? -1 : 0;
+    if (rc == 0 || rc == 2) /* end, or nothing now: send what we have */
+        return cut_units(px, err) < 0 ? -1 : rc;
     if (in->nrows == 0)
         return 1;
     const plan_node *p = px->plan;
@@ -689,6 +706,10 @@ static void collect(rt_proxy *px, int wait_ms)
         r->done = true;
         r->ok = res.ok;
         u->open--;
+        if (res.ok && res.reused)
+            px->reused++;
+        else if (res.ok && r->restored)
+            px->recomputed++;
         if (res.ok) {
             ros_vector_free(&r->result);
             r->result = res.out;
@@ -851,6 +872,17 @@ static void report(rt_proxy *px)
 
 uint64_t rt_proxy_failed_rows(const rt_proxy *px) { return px->nfailed; }
 
+/* Is a unit ready to be emitted? */
+static bool emittable(const rt_proxy *px)
+{
+    if (px->plan->u.proxy.ordered)
+        return px->head && unit_done(px->head);
+    for (const unit *u = px->head; u; u = u->next)
+        if (unit_done(u))
+            return true;
+    return false;
+}
+
 int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void *, ros_error *), void *check_arg,
                   ros_error *err)
 {
@@ -886,6 +918,8 @@ int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void 
             if (submit_pending(px, err) < 0)
                 return -1;
             collect(px, 0);
+            if (rc == 2 && !emittable(px))
+                return 2; /* the input is idle (it waited): let the caller act */
             continue;
         }
         if (!px->head) {
@@ -895,5 +929,191 @@ int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void 
         if (submit_pending(px, err) < 0)
             return -1;
         collect(px, 50);
+        if (!emittable(px))
+            return 2; /* answers are slow: the caller may checkpoint meanwhile */
     }
+}
+
+/* ---------------------------------------------------------------- */
+/* Checkpoints */
+
+int rt_proxy_snapshot(rt_proxy *px, rt_wbuf *w, ros_error *err)
+{
+    /* rows still accumulating become units, so all state is in units */
+    if (cut_units(px, err) < 0)
+        return -1;
+    rt_w_u64(w, px->next_seq);
+    rt_w_u64(w, px->next_unit);
+    rt_w_u64(w, px->nfailed);
+    uint32_t nunits = 0;
+    for (unit *u = px->head; u; u = u->next) {
+        if (u->failed || u->fail_set) {
+            /* the job fails on this unit anyway: with its error */
+            *err = u->failed ? u->error : u->fail_error;
+            return -1;
+        }
+        nunits++;
+    }
+    rt_w_u32(w, nunits);
+    ros_batch rows = {0, 0, NULL};
+    for (unit *u = px->head; u; u = u->next) {
+        rt_w_u64(w, u->no);
+        uint32_t n = u->end - u->start;
+        const ros_batch *src = &u->ch->rows;
+        if (u->start != 0 || u->end != src->nrows) {
+            if (ensure_iota(px, u->end) < 0)
+                return ros_error_oom(err);
+            rt_batch_free(&rows);
+            ros_type types[src->ncols + 1];
+            for (uint32_t c = 0; c < src->ncols; c++)
+                types[c] = src->cols[c].type;
+            if (rt_batch_init(&rows, (int)src->ncols, types) < 0)
+                return ros_error_oom(err);
+            for (uint32_t c = 0; c < src->ncols; c++)
+                if (rt_vector_gather(&rows.cols[c], &src->cols[c], px->iota + u->start, n) < 0) {
+                    rt_batch_free(&rows);
+                    return ros_error_oom(err);
+                }
+            rows.nrows = n;
+            src = &rows;
+        }
+        if (rt_w_batch(w, src, err) < 0) {
+            rt_batch_free(&rows);
+            return -1;
+        }
+        rt_w_u32(w, u->nsent);
+        for (uint32_t k = 0; k < u->nsent; k++)
+            rt_w_u32(w, u->sent[k] - u->start);
+        rt_w_u32(w, u->nbad);
+        if (u->nbad)
+            rt_w_bytes(w, u->bad, u->nsent);
+        uint32_t live = 0;
+        for (uint32_t i = 0; i < u->nreqs; i++)
+            live += !u->reqs[i]->done || u->reqs[i]->ok;
+        rt_w_u32(w, live);
+        for (uint32_t i = 0; i < u->nreqs; i++) {
+            preq *r = u->reqs[i];
+            if (r->done && !r->ok)
+                continue; /* failed: replaced by other requests, or its row treated */
+            rt_w_u64(w, r->seq);
+            rt_w_u8(w, r->alone);
+            rt_w_u8(w, r->done);
+            rt_w_u32(w, (uint32_t)r->victim_rounds);
+            rt_w_u32(w, r->n);
+            rt_w_u8(w, r->idx != NULL);
+            for (uint32_t j = 0; r->idx && j < r->n; j++)
+                rt_w_u32(w, r->idx[j]);
+            if (r->done && rt_w_vector(w, &r->result, err) < 0) {
+                rt_batch_free(&rows);
+                return -1;
+            }
+        }
+    }
+    rt_batch_free(&rows);
+    return w->oom ? ros_error_oom(err) : 0;
+}
+
+static int restore_fail(ros_error *err)
+{
+    if (!err->set)
+        ros_error_set(err, ROS_ERR_DATA_CORRUPTED, "checkpoint state of a proxy is malformed");
+    return -1;
+}
+
+int rt_proxy_restore(rt_proxy *px, rt_rbuf *r, ros_error *err)
+{
+    px->next_seq = rt_r_u64(r);
+    px->next_unit = rt_r_u64(r);
+    px->nfailed = rt_r_u64(r);
+    uint32_t nunits = rt_r_u32(r);
+    for (uint32_t k = 0; k < nunits && !r->bad; k++) {
+        unit *u = calloc(1, sizeof *u);
+        chunk *ch = calloc(1, sizeof *ch);
+        if (!u || !ch) {
+            free(u);
+            free(ch);
+            return ros_error_oom(err);
+        }
+        u->ch = ch;
+        ch->refs = 1;
+        if (px->tail)
+            px->tail->next = u;
+        else
+            px->head = u;
+        px->tail = u;
+        u->no = rt_r_u64(r);
+        if (rt_r_batch(r, &ch->rows, err) < 0)
+            return -1;
+        u->start = 0;
+        u->end = ch->rows.nrows;
+        px->pending_rows += u->end;
+        u->nsent = rt_r_u32(r);
+        if (r->bad || u->nsent > u->end)
+            return restore_fail(err);
+        if (u->nsent && !(u->sent = malloc(sizeof(uint32_t) * u->nsent)))
+            return ros_error_oom(err);
+        for (uint32_t i = 0; i < u->nsent; i++)
+            if ((u->sent[i] = rt_r_u32(r)) >= u->end)
+                return restore_fail(err);
+        u->nbad = rt_r_u32(r);
+        if (u->nbad) {
+            const uint8_t *bad = rt_r_bytes(r, u->nsent);
+            if (!bad || !(u->bad = malloc(u->nsent)))
+                return bad ? ros_error_oom(err) : restore_fail(err);
+            memcpy(u->bad, bad, u->nsent);
+        }
+        uint32_t nreqs = rt_r_u32(r);
+        for (uint32_t i = 0; i < nreqs && !r->bad; i++) {
+            uint64_t seq = rt_r_u64(r);
+            bool alone = rt_r_u8(r) != 0;
+            bool done = rt_r_u8(r) != 0;
+            int rounds = (int)rt_r_u32(r);
+            uint32_t n = rt_r_u32(r);
+            bool has_idx = rt_r_u8(r) != 0;
+            if (r->bad || n > u->nsent)
+                return restore_fail(err);
+            uint32_t *idx = NULL;
+            if (has_idx) {
+                if (!(idx = malloc(sizeof(uint32_t) * (n ? n : 1))))
+                    return ros_error_oom(err);
+                for (uint32_t j = 0; j < n; j++)
+                    if ((idx[j] = rt_r_u32(r)) >= u->nsent) {
+                        free(idx);
+                        return restore_fail(err);
+                    }
+            }
+            preq *q = add_req_seq(px, u, idx, n, alone, seq);
+            if (!q) {
+                free(idx);
+                return ros_error_oom(err);
+            }
+            q->victim_rounds = rounds;
+            if (done) {
+                ros_vector_free(&q->result);
+                if (rt_r_vector(r, &q->result, err) < 0)
+                    return -1;
+                q->done = q->ok = true;
+                u->open--;
+            } else {
+                q->restored = true;
+                if (build_args(px, q, err) < 0)
+                    return -1;
+            }
+        }
+    }
+    if (r->bad)
+        return restore_fail(err);
+    return 0;
+}
+
+void rt_proxy_get_stats(const rt_proxy *px, rt_proxy_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    for (const unit *u = px->head; u; u = u->next)
+        for (uint32_t i = 0; i < u->nreqs; i++) {
+            st->inflight += !u->reqs[i]->done;
+            st->answered += u->reqs[i]->done && u->reqs[i]->ok;
+        }
+    st->recomputed = px->recomputed;
+    st->reused = px->reused;
 }

@@ -24,6 +24,16 @@ int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void 
 
 void rt_proxy_free(rt_proxy *px);
 
+/* Checkpoint state (see rt_op_snapshot): the rows taken from the child and
+ * not yet emitted, with their requests (ids, rows) and the results already
+ * received.  A restore re-sends the unanswered requests under the same ids,
+ * so a service answers them from its cache or from the running original. */
+struct rt_wbuf;
+struct rt_rbuf;
+int rt_proxy_snapshot(rt_proxy *px, struct rt_wbuf *w, ros_error *err);
+int rt_proxy_restore(rt_proxy *px, struct rt_rbuf *r, ros_error *err);
+void rt_proxy_get_stats(const rt_proxy *px, rt_proxy_stats *st);
+
 /* Rows given the on_error treatment ('null' or 'skip') so far. */
 uint64_t rt_proxy_failed_rows(const rt_proxy *px);
 

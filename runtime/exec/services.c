@@ -29,6 +29,13 @@ static bool services_wanted(ros_session *s)
     for (int i = 0; i < n; i++)
         wanted |= sv[i]->desired_instances > 0 && strcmp(sv[i]->state, "failed") != 0;
     CAT_FREE_LIST(sv, n, cat_service_free);
+    /* a job to run, restart or stop (e.g. after the coordinator was killed) */
+    cat_job **jl;
+    if (!wanted && cat_job_list(s->db, &jl, &n, &err) == 0) {
+        for (int i = 0; i < n; i++)
+            wanted |= strcmp(jl[i]->state, "running") == 0 || strcmp(jl[i]->state, "stopping") == 0;
+        CAT_FREE_LIST(jl, n, cat_job_free);
+    }
     return wanted;
 }
 

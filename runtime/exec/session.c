@@ -281,6 +281,8 @@ static int run_query(ros_session *s, plan_node *plan, const ros_result_sink *sin
         }
         if (r == 0)
             break;
+        if (r == 2)
+            continue; /* an unbounded input with nothing now (it waited) */
         *rows += b->nrows;
         if (sink && sink->batch && sink->batch(sink->arg, b) != 0) {
             ros_error_set(err, ROS_ERR_CANCELED, "canceling statement due to user request");
@@ -316,8 +318,6 @@ static int exec_select(ros_session *s, ros_arena *arena, const char *sql, const 
 static int exec_insert(ros_session *s, ros_arena *arena, const char *sql, const sql_stmt *st,
                        const ros_result_sink *sink, ros_error *err)
 {
-    if (st->u.insert.submit)
-        return ros_error_set(err, ROS_ERR_NOT_SUPPORTED, "SUBMIT (detached jobs) is not supported yet");
     plan_ctx pc;
     rt_plan_ctx_init(s, &pc, arena, sql, err);
     plan_node *plan = plan_insert(&pc, st->u.insert.table, st->u.insert.table_location, &st->u.insert.columns,
@@ -325,7 +325,12 @@ static int exec_insert(ros_session *s, ros_arena *arena, const char *sql, const 
     plan_node *rw = plan ? rt_rewrite(s, arena, plan, err) : NULL;
     /* services are created before the insert's transaction, which must not
      * hold the catalog while their coordinator records them */
-    if (!rw || rt_services_prepare(s, rw, err) < 0 || cat_begin(s->db, err) < 0) {
+    if (rw && rt_services_prepare(s, rw, err) == 0 && rt_insert_runs_as_job(s, rw, st->u.insert.submit)) {
+        int rc = rt_run_as_job(s, sql, rw, st->u.insert.submit, sink, err);
+        plan_free(plan);
+        return rc;
+    }
+    if (!rw || err->set || cat_begin(s->db, err) < 0) {
         if (plan)
             plan_free(plan);
         return -1;
@@ -506,6 +511,9 @@ int ros_session_execute(ros_session *s, const char *sql, const ros_result_sink *
             rc = show_setting(s, st->u.show.what, sink, err);
         else
             rc = rt_exec_show(s, &arena, sql, st, sink, err);
+        break;
+    case SQL_S_JOB:
+        rc = rt_exec_job(s, st, sink, err);
         break;
     case SQL_S_TRANSACTION:
         rt_notice(sink, "rosql runs each statement in its own transaction; %s has no effect", st->u.transaction.what);

@@ -56,6 +56,15 @@ int rt_exec_ddl(ros_session *s, ros_arena *arena, const char *sql, const sql_stm
 int rt_exec_show(ros_session *s, ros_arena *arena, const char *sql, const sql_stmt *st, const ros_result_sink *sink,
                  ros_error *err);
 
+/* Jobs (jobctl.c).  Whether an INSERT with rewritten plan rw runs as a job
+ * (SUBMIT, or it calls a service or reads an unbounded source); running it
+ * so (foreground: waits, with progress, Ctrl-C stops it); STOP / RESUME /
+ * CHECKPOINT JOB. */
+bool rt_insert_runs_as_job(ros_session *s, const plan_node *rw, bool submit);
+int rt_run_as_job(ros_session *s, const char *sql, const plan_node *rw, bool submit, const ros_result_sink *sink,
+                  ros_error *err);
+int rt_exec_job(ros_session *s, const sql_stmt *st, const ros_result_sink *sink, ros_error *err);
+
 /* Services (services.c).  Tells the coordinator that services changed
  * (starting it when none runs); with dropped, waits until the instances of
  * those services stopped. */

@@ -172,21 +172,25 @@ static int show_jobs(ros_session *s, const ros_result_sink *sink, ros_error *err
     int n;
     if (cat_job_list(s->db, &j, &n, err) < 0)
         return -1;
-    static const char *const names[] = {"id", "state", "pid", "rows_read", "rows_written", "last_checkpoint",
-                                        "restarts", "recomputed", "started", "statement"};
+    static const char *const names[] = {"id",       "state",    "pid",        "rows_read",  "rows_written",
+                                        "rate",     "last_checkpoint", "restarts", "recomputed", "last_error",
+                                        "started",  "statement"};
     rt_rows r;
-    int rc = rt_rows_init(&r, 10, names);
+    int rc = rt_rows_init(&r, 12, names);
     for (int i = 0; rc == 0 && i < n; i++) {
-        char id[32], pid[16], rr[32], rw[32], cp[32], rs[32], rec[32], ts[32];
+        char id[32], pid[16], rr[32], rw[32], rate[32], cp[32], rs[32], rec[32], ts[32];
         snprintf(id, sizeof id, "%lld", (long long)j[i]->id);
         snprintf(pid, sizeof pid, "%d", j[i]->pid);
         snprintf(rr, sizeof rr, "%lld", (long long)j[i]->rows_read);
         snprintf(rw, sizeof rw, "%lld", (long long)j[i]->rows_written);
+        /* rows read per second over the job's life (to its last update) */
+        double secs = j[i]->updated_at - j[i]->created_at;
+        snprintf(rate, sizeof rate, "%.0f", secs > 0 ? (double)j[i]->rows_read / secs : 0.0);
         snprintf(cp, sizeof cp, "%lld", (long long)j[i]->last_checkpoint);
         snprintf(rs, sizeof rs, "%lld", (long long)j[i]->restarts);
         snprintf(rec, sizeof rec, "%lld", (long long)j[i]->recomputed);
-        const char *cells[10] = {id, j[i]->state, pid, rr, rw, cp, rs, rec, fmt_time(j[i]->created_at, ts, sizeof ts),
-                                 j[i]->sql};
+        const char *cells[12] = {id, j[i]->state, pid, rr, rw, rate, cp, rs, rec,
+                                 j[i]->last_error, fmt_time(j[i]->created_at, ts, sizeof ts), j[i]->sql};
         rc = rt_rows_add(&r, cells);
     }
     CAT_FREE_LIST(j, n, cat_job_free);

@@ -46,7 +46,7 @@ static int on_batch(void *arg, const ros_batch *b)
 
 static int run(ros_session *s, const char *sql, collect *c, ros_error *err)
 {
-    ros_result_sink sink = {c, NULL, on_batch, NULL, NULL};
+    ros_result_sink sink = {c, NULL, on_batch, NULL, NULL, NULL};
     memset(c, 0, sizeof *c);
     c->s = s;
     ros_error_clear(err);
@@ -55,7 +55,7 @@ static int run(ros_session *s, const char *sql, collect *c, ros_error *err)
 
 static int run_cancel(ros_session *s, const char *sql, collect *c, int after, ros_error *err)
 {
-    ros_result_sink sink = {c, NULL, on_batch, NULL, NULL};
+    ros_result_sink sink = {c, NULL, on_batch, NULL, NULL, NULL};
     memset(c, 0, sizeof *c);
     c->s = s;
     c->cancel_after = after;

@@ -90,7 +90,7 @@ static void run_ok(ros_session *s, const char *sql, result *r)
     ros_error err;
     memset(&err, 0, sizeof err);
     memset(r, 0, sizeof *r);
-    ros_result_sink sink = {r, res_begin, res_batch, NULL, NULL};
+    ros_result_sink sink = {r, res_begin, res_batch, NULL, NULL, NULL};
     int rc = ros_session_execute(s, sql, &sink, &err);
     if (rc != 0)
         fail_msg("%s: %s", sql, err.message);
@@ -110,7 +110,7 @@ static void run_err(ros_session *s, const char *sql, const char *code, const cha
     result r;
     memset(&err, 0, sizeof err);
     memset(&r, 0, sizeof r);
-    ros_result_sink sink = {&r, res_begin, res_batch, NULL, NULL};
+    ros_result_sink sink = {&r, res_begin, res_batch, NULL, NULL, NULL};
     int rc = ros_session_execute(s, sql, &sink, &err);
     res_free(&r);
     if (rc == 0)

@@ -1092,6 +1092,30 @@ static void test_submit(void **state)
     bad("SUBMIT INSERT INTO t VALUES (1,)", ROS_ERR_SYNTAX, "syntax error at or near \")\"", 32);
 }
 
+static void test_job_control(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql, *action;
+        int64_t id;
+    } jobs[] = {
+        {"STOP JOB 3", "stop", 3},
+        {"resume job 12;", "resume", 12},
+        {"CHECKPOINT JOB 7", "checkpoint", 7},
+    };
+    for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
+        sql_stmt *s = ok(jobs[i].sql);
+        assert_int_equal(s->kind, SQL_S_JOB);
+        assert_string_equal(s->u.job.action, jobs[i].action);
+        assert_true(s->u.job.id == jobs[i].id);
+    }
+    bad("STOP JOB", ROS_ERR_SYNTAX, "syntax error at end of input", 9);
+    bad("STOP JOB x", ROS_ERR_SYNTAX, "syntax error at or near \"x\"", 10);
+    bad("RESUME JOB 1 2", ROS_ERR_SYNTAX, "syntax error at or near \"2\"", 14);
+    bad("CHECKPOINT JOB 0", ROS_ERR_OUT_OF_RANGE, "job id is out of range", 16);
+    /* PostgreSQL's own CHECKPOINT is not ours */
+}
+
 static void test_extension_syntax_errors(void **state)
 {
     (void)state;
@@ -1318,6 +1342,7 @@ int main(void)
         T(test_alter_function),
         T(test_show_extensions),
         T(test_submit),
+        T(test_job_control),
         T(test_extension_syntax_errors),
         T(test_syntax_errors),
         T(test_not_supported),
