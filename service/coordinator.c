@@ -894,9 +894,18 @@ static void job_exited(coord *c, jproc *j, int status)
         return;
     cat_job *row = cat_job_get(c->db, j->id, &err);
     bool running = row && strcmp(row->state, "running") == 0;
+    pid_t other = row && row->pid > 0 && kill(row->pid, 0) == 0 && is_job_process(row->pid, j->id) ? row->pid : 0;
     cat_job_free(row);
     if (!running)
         return; /* finished, failed or stopped: it said so itself */
+    if (other) {
+        /* ours lost the job's lock to a live process (started by another
+         * coordinator): supervise that one */
+        j->pid = other;
+        j->child = false;
+        logf_("adopted job %lld pid %d", (long long)j->id, (int)other);
+        return;
+    }
     if (c->stop || g_term)
         return; /* we sent SIGTERM while stopping: the next coordinator resumes it */
     j->fails++;
@@ -1287,6 +1296,13 @@ int svc_coord_main(int argc, char **argv)
     c->version = (uint64_t)ros_unix_ms() * 1000; /* grows across coordinator restarts */
     logf_("pid %d serving %s (control %s)", (int)getpid(), c->db_path, ctl_url);
 
+    struct stat dbst;
+    if (stat(c->db_path, &dbst) < 0) {
+        logf_("cannot stat %s: %s", c->db_path, strerror(errno));
+        return 1;
+    }
+    ino_t db_ino = dbst.st_ino;
+    dev_t db_dev = dbst.st_dev;
     adopt(c);
     reconcile(c);
     jobs_reconcile(c);
@@ -1297,7 +1313,9 @@ int svc_coord_main(int argc, char **argv)
         int64_t now = ros_mono_ms();
         if (now - c->last_reconcile >= RECONCILE_MS) {
             struct stat st;
-            if (stat(c->db_path, &st) < 0) {
+            if (stat(c->db_path, &st) < 0 || st.st_ino != db_ino || st.st_dev != db_dev) {
+                /* deleted, or replaced by another database at that path
+                 * (whose own coordinator will come) */
                 logf_("database %s is gone: stopping", c->db_path);
                 break;
             }
@@ -1337,7 +1355,12 @@ int svc_coord_main(int argc, char **argv)
     }
     nng_close(c->ctl);
     nng_close(c->pub);
-    unlink(lockpath);
+    /* the lock file is removed only when it is still ours: a database
+     * recreated at this path has its own */
+    struct stat ours, there;
+    if (fstat(lock, &ours) == 0 && stat(lockpath, &there) == 0 && ours.st_ino == there.st_ino &&
+        ours.st_dev == there.st_dev)
+        unlink(lockpath);
     close(lock);
     free(c);
     return 0;

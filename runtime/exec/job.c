@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,7 +58,9 @@
 #include "runtime/exec/ckpt.h"
 #include "runtime/exec/exec.h"
 #include "runtime/exec/session_int.h"
+#include "service/coordinator.h"
 #include "service/frame.h"
+#include "service/spawn.h"
 #include "sql/parser.h"
 
 #define EPOCH_BYTES (64u << 20)   /* sink rows held before an early checkpoint */
@@ -442,6 +445,18 @@ int rt_job_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
 
+    /* one process per job, whatever starts it (a coordinator racing another) */
+    char lockpath[PATH_MAX + 64];
+    if (svc_run_dir(argv[1], lockpath, PATH_MAX) < 0 || svc_mkdir_p(lockpath) < 0) {
+        fprintf(stderr, "rosd job %lld: cannot create the run directory of %s\n", id, argv[1]);
+        return 1;
+    }
+    snprintf(lockpath + strlen(lockpath), 64, "/job-%lld.lock", id);
+    int lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) {
+        fprintf(stderr, "rosd job %lld: another process runs this job\n", id);
+        return 0;
+    }
     ros_error err = {0};
     job j;
     memset(&j, 0, sizeof j);
@@ -537,5 +552,6 @@ out:
     if (j.s)
         ros_session_close(j.s);
     ros_arena_free(&arena);
+    close(lock); /* the lock file stays: removing it would race a successor */
     return status;
 }

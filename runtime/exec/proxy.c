@@ -476,7 +476,11 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
 static int submit_pending(rt_proxy *px, ros_error *err)
 {
     const plan_node *p = px->plan;
-    uint32_t flags = (p->u.proxy.ordered ? SVC_FLAG_ORDERED : 0) | (p->u.proxy.is_volatile ? SVC_FLAG_VOLATILE : 0);
+    /* In a job a request keeps its first answer even for a VOLATILE
+     * function: re-asked after a restore it is answered from the service's
+     * cache, so the job's output is what was computed, once. */
+    bool uncached = p->u.proxy.is_volatile && !px->ctx->job_id;
+    uint32_t flags = (p->u.proxy.ordered ? SVC_FLAG_ORDERED : 0) | (uncached ? SVC_FLAG_VOLATILE : 0);
     for (unit *u = px->head; u; u = u->next) {
         if (unit_done(u))
             continue;

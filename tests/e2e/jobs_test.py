@@ -211,8 +211,8 @@ def test_checkpoint_restores_inflight(db):
     with every row once."""
     n = 6000
     db.run("CREATE TABLE g (x bigint) WITH (connector = 'datagen', rows = '%d', 'fields.x.start' = '1')" % n)
-    db.run("CREATE SERVICE d USING 'builtin:delay' WITH (instances = 1, delay_ms = 15, max_batch = 64)")
-    wait_until(lambda: harness.ready(db, "d", 1), 30, "a ready instance")
+    db.run("CREATE SERVICE d USING 'builtin:delay' WITH (instances = 2, delay_ms = 15, max_batch = 64)")
+    wait_until(lambda: harness.ready(db, "d", 2), 30, "two ready instances")
     db.run("CREATE FUNCTION slow(bigint) RETURNS bigint SERVICE d WITH (max_batch = 64)")
     db.run("CREATE FUNCTION slow_u(bigint) RETURNS bigint SERVICE d WITH (max_batch = 64, ordered = false)")
     for fn in ("slow", "slow_u"):
