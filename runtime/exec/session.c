@@ -40,6 +40,7 @@ static const setting_def settings[] = {
     {"decoupling", "on", "Run functions annotated WITH (decoupled = true) in their own services."},
     {"batch_size", "1024", "Rows per column batch."},
     {"checkpoint_interval", "10s", "Time between checkpoints of streaming jobs."},
+    {"checkpoints_kept", "5", "Checkpoints kept per job (older ones are deleted)."},
     {"statement_timeout", "0", "Cancel statements that run longer than this, e.g. '5s' (0: never)."},
 };
 #define NSETTINGS ((int)(sizeof settings / sizeof settings[0]))
@@ -423,12 +424,14 @@ static int exec_set(ros_session *s, const sql_stmt *st, const ros_result_sink *s
                 v = "off";
             else
                 return ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "parameter \"decoupling\" requires a Boolean value");
-        } else if (strcmp(settings[i].name, "batch_size") == 0) {
+        } else if (strcmp(settings[i].name, "batch_size") == 0 || strcmp(settings[i].name, "checkpoints_kept") == 0) {
+            long max = strcmp(settings[i].name, "batch_size") == 0 ? 65536 : 1000;
             char *end;
             long n = strtol(v, &end, 10);
-            if (*end || n < 1 || n > 65536) {
-                ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "invalid value for parameter \"batch_size\": \"%s\"", v);
-                ros_error_hint(err, "Valid values are between 1 and 65536.");
+            if (*end || n < 1 || n > max) {
+                ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "invalid value for parameter \"%s\": \"%s\"",
+                              settings[i].name, v);
+                ros_error_hint(err, "Valid values are between 1 and %ld.", max);
                 return -1;
             }
         } else {
