@@ -51,6 +51,15 @@ SET decoupling = off;  -- the same query in-process, for comparison
 SELECT count(*), round(sum(dscore(note))) AS total FROM events WHERE id < 20000;
 SET decoupling = on;
 SHOW SERVICES;
+
+-- 6. Streaming jobs: an INSERT ... SELECT that calls a service runs as a job
+--    in its own process, with checkpoints in the catalog (exactly-once into
+--    the sink even if the job process is killed).  SUBMIT runs it detached.
+CREATE TABLE scored (id bigint, s double precision);
+SET checkpoint_interval = '1s';
+INSERT INTO scored SELECT id, dscore(note) FROM events WHERE id <= 5000;
+SELECT count(*), count(DISTINCT id) FROM scored;
+SHOW CHECKPOINTS;
 DROP FUNCTION dscore;  -- drops its service too
 
 EXPLAIN SELECT user_id, count(*) FROM events WHERE amount > 10 GROUP BY user_id ORDER BY 2 DESC LIMIT 3;
