@@ -74,11 +74,15 @@
 #define BACKOFF_MAX_MS 1000
 #define RECONNECT_MIN_MS 20      /* nng's dialer: retry a member not up yet */
 #define RECONNECT_MAX_MS 1000
+/* A preferred member that has not connected since it was added is waited
+ * for this long (svc_client_submit_prefer); then the part goes elsewhere. */
+#define PREFER_CONNECT_MS 500
 #define MEMBER_PIPES 4           /* pipe ids tracked per member (one dialer: one pipe) */
 #define IDLE_FLIGHTS_MAX 64      /* idle (context, aio) pairs kept per member */
 #define CANCEL_WAIT_MS 100       /* the most close spends on CANCEL frames */
 #define SUBSCRIBE_TIMEOUT_MS 2000
 #define MEMBERS_MAX 4096         /* URLs in one membership message */
+#define MEMBER_IDX_MAX 999999999 /* instance numbers in a membership message */
 #define MEMBERSHIP_MSG_MAX (2u << 20)
 #define RECV_SLACK 1024          /* protocol bytes on top of a frame */
 /* Replies are decoded with at least this limit: the largest ERROR frame
@@ -141,14 +145,16 @@ struct flight {
 struct member {
     svc_client *c;
     uint64_t id;              /* serial, never reused (part.avoid) */
-    int idx;                  /* instance number (informative) */
+    int idx;                  /* instance number (svc_member.idx) */
     char url[URL_SIZE];
     nng_socket sock;
+    uint64_t opened_ms;       /* monotonic ms when its socket was opened */
     bool removed;             /* caller thread: left the membership, socket closed */
     member *next_closing;     /* caller thread: in c->closing */
     /* under c->mu: */
     uint32_t pipes[MEMBER_PIPES]; /* ids of connected pipes */
     int npipes;
+    bool connected_once;      /* some pipe came up since it was opened */
     flight *active;           /* flights out on this member */
     uint32_t nactive;
     flight *idle;             /* pooled flights */
@@ -164,6 +170,8 @@ struct part {
     uint64_t send_at;    /* PART_WAIT: not before this (monotonic ms) */
     uint32_t backoff_ms; /* delay after the next failure */
     uint64_t avoid;      /* member id the last attempt failed on, 0 = none */
+    bool prefer;         /* not sent yet: goes to r->prefer when it can (route_part) */
+    uint64_t prefer_until; /* waiting for r->prefer to connect: until then (monotonic ms) */
     flight *fl;          /* PART_FLIGHT */
     ros_vector col;      /* PART_DONE: the answered rows */
     bool reused;         /* PART_DONE: the answer carried SVC_FLAG_REUSED */
@@ -182,6 +190,8 @@ struct request {
     uint32_t failures;    /* failed attempts re-sent (at most max_retries) */
     uint32_t resends;     /* every re-send: failures, BUSY, moves */
     bool sent;            /* some part reached an instance */
+    int prefer;           /* idx of the member preferred for first sends, -1 none */
+    int member_idx;       /* idx of the member part 0 was last sent to, -1 none */
     ros_error last;       /* the last failure */
     svc_result res;       /* the outcome, once finished */
 };
@@ -256,12 +266,13 @@ static void member_free(member *m);
 static void reap_closing(svc_client *c);
 static int apply_membership(svc_client *c, const svc_member *ms, int n, bool strict, ros_error *err);
 static member *route(svc_client *c, uint64_t avoid);
+static member *route_part(svc_client *c, part *p, uint64_t now, bool *wait);
 
 static flight *flight_get(svc_client *c, member *m, ros_error *err);
 static void flight_put(svc_client *c, flight *fl);
 static void flight_destroy(flight *fl);
 
-static int send_part(svc_client *c, part *p, ros_error *err);
+static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err);
 static void on_flight_done(svc_client *c, flight *fl, uint64_t now);
 static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc, svc_frame *f,
                       const ros_error *derr, uint64_t now);
@@ -362,6 +373,7 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     if (ev == NNG_PIPE_EV_ADD_POST) {
         if (m->npipes < MEMBER_PIPES)
             m->pipes[m->npipes++] = id;
+        m->connected_once = true;
     } else if (ev == NNG_PIPE_EV_REM_POST) {
         for (int i = 0; i < m->npipes; i++) {
             if (m->pipes[i] != id)
@@ -481,6 +493,7 @@ static member *member_open(svc_client *c, const char *url, int idx, ros_error *e
     m->c = c;
     m->id = ++c->next_member_id;
     m->idx = idx;
+    m->opened_ms = (uint64_t)ros_mono_ms();
     snprintf(m->url, sizeof m->url, "%s", url);
     int rv = nng_req0_open(&m->sock);
     if (rv != 0) {
@@ -662,6 +675,39 @@ static member *route(svc_client *c, uint64_t avoid)
     return best;
 }
 
+/*
+ * The member for part p: while p->prefer, the member of the request's
+ * preferred idx when it is connected; when that member has not connected
+ * since it was added and was added less than PREFER_CONNECT_MS ago, NULL
+ * with *wait set (p waits, p->prefer_until says until when).  Otherwise, and
+ * for parts without a preference, route().
+ */
+static member *route_part(svc_client *c, part *p, uint64_t now, bool *wait)
+{
+    *wait = false;
+    if (p->prefer) {
+        member *pm = NULL;
+        for (int i = 0; i < c->nmem && !pm; i++)
+            if (c->mem[i]->idx == p->r->prefer)
+                pm = c->mem[i];
+        if (pm) {
+            lock(c);
+            bool up = pm->npipes > 0, once = pm->connected_once;
+            unlock(c);
+            if (up)
+                return pm;
+            if (!once && now < pm->opened_ms + PREFER_CONNECT_MS) {
+                p->prefer_until = pm->opened_ms + PREFER_CONNECT_MS;
+                *wait = true;
+                return NULL;
+            }
+        }
+        p->prefer = false; /* gone, down or late: routed as any other */
+    }
+    p->prefer_until = 0;
+    return route(c, p->avoid);
+}
+
 /* ---------------------------------------------------------------- */
 /* Flights */
 
@@ -738,15 +784,17 @@ static void flight_destroy(flight *fl)
 
 /*
  * Encodes part p straight into an nng message and sends it on a flight to
- * the member route() picks.  Returns 0 when sent, 1 when no member is
- * connected (p stays waiting), -1 with err set when p cannot be encoded.
+ * the member route_part() picks.  Returns 0 when sent, 1 when no member is
+ * connected (p stays waiting), 2 when p waits for its preferred member, -1
+ * with err set when p cannot be encoded.
  */
-static int send_part(svc_client *c, part *p, ros_error *err)
+static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
 {
     request *r = p->r;
-    member *m = route(c, p->avoid);
+    bool wait;
+    member *m = route_part(c, p, now, &wait);
     if (!m)
-        return 1;
+        return wait ? 2 : 1;
     svc_frame_set_part(&r->h, p->index, r->nparts);
     size_t payload = svc_frame_rows_size(&r->args, p->rows.start, p->rows.end);
     if (payload == SIZE_MAX)
@@ -768,6 +816,9 @@ static int send_part(svc_client *c, part *p, ros_error *err)
     fl->p = p;
     p->fl = fl;
     p->state = PART_FLIGHT;
+    p->prefer = false; /* re-sends are routed as usual */
+    if (p->index == 0)
+        r->member_idx = m->idx;
     r->sent = true;
     c->parts_sent++;
     lock(c);
@@ -888,6 +939,8 @@ static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc
         }
         p->col = f.batch.cols[0];
         ros_vector_init(&f.batch.cols[0], p->col.type);
+        if (p->index == 0)
+            r->res.member = m->idx;
         p->reused = (f.h.flags & SVC_FLAG_REUSED) != 0; /* advisory: absent in older workers */
         svc_frame_clear(&f);
         p->state = PART_DONE;
@@ -901,6 +954,8 @@ static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc
         int64_t row = f.error_row >= 0 && f.error_row < want ? (int64_t)p->rows.start + f.error_row
                                                               : -1;
         svc_frame_clear(&f);
+        if (p->index == 0)
+            r->res.member = m->idx;
         request_fail(c, r, &e, row);
         return;
     }
@@ -942,6 +997,7 @@ static void part_resend(part *p, uint64_t avoid, uint32_t delay_ms, uint64_t now
     p->state = PART_WAIT;
     p->send_at = now + delay_ms;
     p->avoid = avoid;
+    p->prefer = false;
     p->r->resends++;
 }
 
@@ -1273,9 +1329,11 @@ static void dispatch(svc_client *c, uint64_t now)
                 continue;
             ros_error e;
             ros_error_clear(&e);
-            int rc = send_part(c, p, &e);
+            int rc = send_part(c, p, now, &e);
             if (rc == 1)
                 return; /* no member connected: a pipe event wakes us */
+            if (rc == 2)
+                continue; /* its member's connection or next_wake wakes us */
             if (rc < 0) {
                 request_fail(c, r, &e, -1);
                 break;
@@ -1297,6 +1355,8 @@ static uint64_t next_wake(svc_client *c, uint64_t now)
             const part *p = &r->parts[i];
             if (p->state == PART_WAIT && p->send_at > now && p->send_at < wake)
                 wake = p->send_at;
+            if (p->state == PART_WAIT && p->prefer && p->prefer_until > now && p->prefer_until < wake)
+                wake = p->prefer_until;
         }
     }
     return wake;
@@ -1365,6 +1425,12 @@ int svc_client_set_members(svc_client *c, const svc_member *m, int n, ros_error 
 int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
                       ros_batch *args, void *tag, ros_error *err)
 {
+    return svc_client_submit_prefer(c, seq, method, flags, args, tag, -1, err);
+}
+
+int svc_client_submit_prefer(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
+                             ros_batch *args, void *tag, int prefer_idx, ros_error *err)
+{
     if (!args)
         return ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "no arguments to send");
     if (flags & ~(SVC_FLAG_ORDERED | SVC_FLAG_VOLATILE | SVC_FLAG_ALONE))
@@ -1403,13 +1469,17 @@ int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t 
         p->rows = ranges[i];
         p->state = PART_WAIT;
         p->send_at = now;
+        p->prefer = prefer_idx >= 0;
     }
     free(ranges);
     r->nparts = nparts;
     r->seq = seq;
     r->tag = tag;
     r->deadline = now + c->cfg.timeout_ms;
+    r->prefer = prefer_idx >= 0 ? prefer_idx : -1;
+    r->member_idx = -1;
     r->res.error_row = -1;
+    r->res.member = -1;
     r->args = *args; /* taken: the caller's batch is left empty */
     memset(args, 0, sizeof *args);
     req_append(&c->reqs, r);
@@ -1422,6 +1492,7 @@ int svc_client_poll(svc_client *c, int timeout_ms, svc_result *res)
 {
     memset(res, 0, sizeof *res);
     res->error_row = -1;
+    res->member = -1;
     uint64_t until = timeout_ms < 0 ? UINT64_MAX : ((uint64_t)ros_mono_ms()) + (uint64_t)timeout_ms;
     for (;;) {
         pump(c); /* also when idle: a pushed membership gets applied */
@@ -1463,6 +1534,17 @@ uint32_t svc_client_outstanding(const svc_client *c)
     return c->nout;
 }
 
+int svc_client_member_of(const svc_client *c, uint64_t seq)
+{
+    for (const request *r = c->reqs.head; r; r = r->next)
+        if (r->seq == seq)
+            return r->member_idx;
+    for (const request *r = c->done.head; r; r = r->next)
+        if (r->seq == seq)
+            return r->member_idx;
+    return -1;
+}
+
 int svc_client_members(const svc_client *c)
 {
     svc_client *mc = (svc_client *)c; /* the mutex, not the client, changes */
@@ -1502,6 +1584,7 @@ void svc_result_clear(svc_result *r)
     ros_vector_free(&r->out);
     memset(r, 0, sizeof *r);
     r->error_row = -1;
+    r->member = -1;
 }
 
 /* ---------------------------------------------------------------- */
@@ -1516,11 +1599,14 @@ static void membership_free(membership *mb)
 }
 
 /*
- * Parses "members NAME VERSION URL..." (service/README.md, "Discovery and
- * control"), allowing one trailing NUL and one trailing newline.  Strict:
- * the name must be ours, the version decimal digits within 64 bits, URLs
- * separated by single spaces, each 1..255 bytes, no control characters.
- * Returns 0 with *out (free with membership_free), or -1.
+ * Parses "members NAME VERSION MEMBER..." (service/README.md, "Discovery and
+ * control"), allowing one trailing NUL and one trailing newline.  A MEMBER
+ * is N=URL (N the instance number) or a bare URL (its number is its
+ * position); a URL starts with its scheme, never with a digit.  Strict: the
+ * name must be ours, the version decimal digits within 64 bits, N decimal
+ * digits up to MEMBER_IDX_MAX, members separated by single spaces, URLs
+ * 1..255 bytes, no control characters.  Returns 0 with *out (free with
+ * membership_free), or -1.
  */
 static int parse_membership(const char *name, const char *buf, size_t len, membership **out)
 {
@@ -1559,6 +1645,19 @@ static int parse_membership(const char *name, const char *buf, size_t len, membe
     while (pos < len) {
         pos++; /* the space */
         size_t start = pos;
+        long idx = mb->n;
+        if (pos < len && buf[pos] >= '0' && buf[pos] <= '9') {
+            idx = 0;
+            while (pos < len && buf[pos] >= '0' && buf[pos] <= '9') {
+                idx = idx * 10 + (buf[pos] - '0');
+                if (idx > MEMBER_IDX_MAX)
+                    goto bad;
+                pos++;
+            }
+            if (pos >= len || buf[pos] != '=')
+                goto bad;
+            start = ++pos;
+        }
         while (pos < len && buf[pos] != ' ')
             pos++;
         size_t ul = pos - start;
@@ -1574,7 +1673,8 @@ static int parse_membership(const char *name, const char *buf, size_t len, membe
         }
         svc_member *m = &mb->m[mb->n];
         memset(m, 0, sizeof *m);
-        m->idx = mb->n++;
+        m->idx = (int)idx;
+        mb->n++;
         memcpy(m->url, buf + start, ul);
     }
     *out = mb;

@@ -10,7 +10,11 @@
  * callbacks run on nng's threads and only touch state under its mutex).
  *
  * Routing: each request goes to the ready instance with the fewest
- * outstanding request parts (ties: round robin).
+ * outstanding request parts (ties: round robin).  svc_client_submit_prefer
+ * names an instance for a request's first send instead (sticky routing: a
+ * job restored from a checkpoint re-sends its requests to the instances
+ * that computed, and cached, them); svc_client_member_of says where a
+ * request went.
  *
  * Membership: svc_client_set_members replaces the set of instances (tests,
  * static endpoints); svc_client_subscribe applies the coordinator's pushes
@@ -59,7 +63,10 @@ typedef struct svc_client_config {
 
 /* One instance of the service. */
 typedef struct svc_member {
-    int idx;                  /* instance number (informative) */
+    int idx;                  /* instance number: the coordinator's N (service/README.md,
+                                 "Discovery"), stable across restarts of the instance and of
+                                 the client's process; a membership line without numbers
+                                 gives the position in the line */
     char url[256];            /* nng URL of its REP socket */
 } svc_member;
 
@@ -75,6 +82,8 @@ typedef struct svc_result {
     bool reused;              /* ok: every part's answer was reused by the instance (its
                                  result cache, or a duplicate already queued or running:
                                  SVC_FLAG_REUSED), not computed for this submission */
+    int member;               /* instance number (svc_member.idx) that answered the first
+                                 part (RESPONSE or ERROR); -1 when none did */
 } svc_result;
 
 typedef struct svc_client svc_client;
@@ -103,6 +112,26 @@ int svc_client_subscribe(svc_client *c, const char *pub_url, const char *ctl_url
  */
 int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
                       ros_batch *args, void *tag, ros_error *err);
+
+/*
+ * svc_client_submit, preferring an instance: the first send of each part
+ * goes to the member whose idx is prefer_idx when it is in the membership
+ * and connected.  A member that is in the membership but has not connected
+ * since it was added (a client just opened: its connections come up in the
+ * background) is waited for up to 500 ms.  Otherwise (absent, its
+ * connection lost, or the wait over) the part is routed as usual, and so
+ * are re-sends after a failure, BUSY or a move.  prefer_idx -1: no
+ * preference (svc_client_submit).
+ */
+int svc_client_submit_prefer(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
+                             ros_batch *args, void *tag, int prefer_idx, ros_error *err);
+
+/*
+ * The instance number (svc_member.idx) that the outstanding request seq (its
+ * first part) was last sent to; -1 when it was not sent yet, or seq is not
+ * outstanding (never submitted, or already returned by svc_client_poll).
+ */
+int svc_client_member_of(const svc_client *c, uint64_t seq);
 
 /*
  * Waits up to timeout_ms (0 = do not wait, -1 = until one is done) for a

@@ -209,7 +209,8 @@ static void event(coord *c, const char *service, const char *what, int instances
         logf_("could not record event: %s", err.message);
 }
 
-/* The membership line of service name: the URLs of its ready instances. */
+/* The membership line of service name: its ready instances as N=URL (the
+ * instance number keeps a client's sticky routing right across restarts). */
 static void members_line(coord *c, const char *name, uint64_t version, char *out, size_t n)
 {
     ros_strbuf sb;
@@ -223,7 +224,7 @@ static void members_line(coord *c, const char *name, uint64_t version, char *out
                 best = i;
         if (!best)
             break;
-        ros_strbuf_appendf(&sb, " %s", best->url);
+        ros_strbuf_appendf(&sb, " %d=%s", best->idx, best->url);
         idx = best->idx;
     }
     if (snprintf(out, n, "%s", sb.data ? sb.data : "") >= (int)n)

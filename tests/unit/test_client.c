@@ -718,6 +718,142 @@ static void test_load_aware_routing(void **state)
     fake_stop(slow);
 }
 
+/* Submits n rows preferring instance prefer (tag = seq) and asserts 0. */
+static void submit_prefer_ok(svc_client *c, uint64_t seq, int prefer, uint32_t n)
+{
+    ros_batch b;
+    make_batch(&b, ROS_TYPE_INT32, n, (uint32_t)seq, false);
+    ros_error err;
+    ros_error_clear(&err);
+    int rc = svc_client_submit_prefer(c, seq, "m", 0, &b, (void *)(uintptr_t)seq, prefer, &err);
+    if (rc != 0)
+        fail_msg("submit_prefer %llu: rc %d %s", (unsigned long long)seq, rc, err.message);
+    assert_null(b.cols); /* taken */
+}
+
+/* Polls one result of submit_prefer_ok and returns the instance that
+ * answered it (after checking the echo). */
+static int poll_member(svc_client *c, uint64_t *seq)
+{
+    svc_result res;
+    poll_one(c, &res);
+    expect_echo(&res, ROS_TYPE_INT32, 8, false);
+    int m = res.member;
+    if (seq)
+        *seq = res.seq;
+    svc_result_clear(&res);
+    return m;
+}
+
+static void test_prefer_routing(void **state)
+{
+    (void)state;
+    fake *a = fake_start(FAKE_ECHO, "pa", 0);
+    fake *b = fake_start(FAKE_ECHO, "pb", 0);
+    fake *d = fake_start(FAKE_ECHO, "pd", 0);
+    /* instance numbers, not positions */
+    svc_member ms[3];
+    memset(ms, 0, sizeof ms);
+    fake *fs[3] = {a, b, d};
+    for (int i = 0; i < 3; i++) {
+        ms[i].idx = 10 * (i + 1);
+        snprintf(ms[i].url, sizeof ms[i].url, "%s", fs[i]->url);
+    }
+    ros_error err;
+    ros_error_clear(&err);
+
+    /* A client just opened (a restored job's): nothing is connected yet,
+     * and the preferred member is waited for while others come up. */
+    svc_client *c = client_open(16, 5000, 1, 0);
+    assert_int_equal(svc_client_set_members(c, ms, 3, &err), 0);
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        submit_prefer_ok(c, seq, 30, 8);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(poll_member(c, NULL), 30);
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        assert_int_equal(fake_requests(d, (int64_t)seq), 1);
+        assert_int_equal(fake_requests(a, (int64_t)seq) + fake_requests(b, (int64_t)seq), 0);
+    }
+
+    /* Connected: the preference beats the load (a burst of eight all goes
+     * to 20), and svc_client_member_of says where each request went. */
+    wait_connected(c, 3);
+    for (uint64_t seq = 10; seq < 18; seq++) {
+        submit_prefer_ok(c, seq, 20, 8);
+        assert_int_equal(svc_client_member_of(c, seq), 20);
+    }
+    assert_int_equal(svc_client_member_of(c, 999), -1);
+    for (int i = 0; i < 8; i++) {
+        uint64_t seq;
+        assert_int_equal(poll_member(c, &seq), 20);
+        assert_int_equal(svc_client_member_of(c, seq), -1); /* returned: no longer known */
+        assert_int_equal(fake_requests(b, (int64_t)seq), 1);
+    }
+    assert_int_equal(fake_requests(a, -1) + fake_requests(d, -1), 3);
+    /* the same burst without a preference is spread */
+    for (uint64_t seq = 20; seq < 28; seq++)
+        submit_ok(c, seq, ROS_TYPE_INT32, 8, false);
+    for (int i = 0; i < 8; i++)
+        assert_int_not_equal(poll_member(c, NULL), -1);
+    assert_true(fake_requests(a, -1) + fake_requests(d, -1) > 3);
+
+    /* A number not in the membership: routed as usual, at once. */
+    uint64_t t0 = now_ms();
+    submit_prefer_ok(c, 30, 99, 8);
+    int m = poll_member(c, NULL);
+    assert_true(m == 10 || m == 20 || m == 30);
+    assert_true(now_ms() - t0 < 450);
+    svc_client_close(c);
+
+    /* A member that never connects: waited for 500 ms after it was added,
+     * then the request goes elsewhere; later ones at once. */
+    svc_member two[2];
+    memset(two, 0, sizeof two);
+    two[0].idx = 5;
+    make_url(two[0].url, sizeof two[0].url, "pnowhere");
+    two[1].idx = 6;
+    snprintf(two[1].url, sizeof two[1].url, "%s", a->url);
+    c = client_open(16, 5000, 1, 0);
+    t0 = now_ms();
+    assert_int_equal(svc_client_set_members(c, two, 2, &err), 0);
+    submit_prefer_ok(c, 40, 5, 8);
+    assert_int_equal(poll_member(c, NULL), 6);
+    assert_true(now_ms() - t0 >= 500);
+    assert_int_equal(fake_requests(a, 40), 1);
+    t0 = now_ms();
+    submit_prefer_ok(c, 41, 5, 8);
+    assert_int_equal(poll_member(c, NULL), 6);
+    assert_true(now_ms() - t0 < 450);
+    svc_client_close(c);
+
+    /* The preferred instance dies holding the request: the re-send is
+     * routed as usual.  Its connection lost, later requests preferring it
+     * go elsewhere at once. */
+    dying *dd = dying_start("pdie");
+    c = client_open(16, 5000, 1, 0);
+    members_with_dying(c, dd, &b, 1); /* the dying one is instance 0, b instance 1 */
+    wait_connected(c, 2);
+    submit_prefer_ok(c, 50, 0, 8);
+    svc_result res;
+    poll_one(c, &res);
+    expect_echo(&res, ROS_TYPE_INT32, 8, false);
+    assert_int_equal(res.retries, 1);
+    assert_int_equal(res.member, 1);
+    svc_result_clear(&res);
+    assert_int_equal(dying_seq(dd), 50);
+    assert_int_equal(fake_requests(b, 50), 1);
+    t0 = now_ms();
+    submit_prefer_ok(c, 51, 0, 8);
+    assert_int_equal(poll_member(c, NULL), 1);
+    assert_true(now_ms() - t0 < 450);
+    svc_client_close(c);
+    dying_stop(dd);
+
+    fake_stop(a);
+    fake_stop(b);
+    fake_stop(d);
+}
+
 /* ---------------------------------------------------------------- */
 /* Failures and retries */
 
@@ -1129,10 +1265,15 @@ static bool bad_seen(svc_client *c, uint64_t n)
     return st.bad_messages >= n;
 }
 
-/* Submits one request and returns which of a, b answered it (0 or 1). */
-static int served_by(svc_client *c, uint64_t seq, fake *a, fake *b)
+/* Submits one request (preferring instance prefer, -1 none) and returns
+ * which of a, b answered it (0 or 1). */
+static int served_by_prefer(svc_client *c, uint64_t seq, int prefer, fake *a, fake *b)
 {
-    submit_ok(c, seq, ROS_TYPE_INT32, 6, false);
+    ros_batch bt;
+    make_batch(&bt, ROS_TYPE_INT32, 6, (uint32_t)seq, false);
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_client_submit_prefer(c, seq, "m", 0, &bt, (void *)(uintptr_t)seq, prefer, &err), 0);
     svc_result res;
     poll_one(c, &res);
     expect_echo(&res, ROS_TYPE_INT32, 6, false);
@@ -1140,6 +1281,11 @@ static int served_by(svc_client *c, uint64_t seq, fake *a, fake *b)
     int na = fake_requests(a, (int64_t)seq), nb = fake_requests(b, (int64_t)seq);
     assert_int_equal(na + nb, 1);
     return nb;
+}
+
+static int served_by(svc_client *c, uint64_t seq, fake *a, fake *b)
+{
+    return served_by_prefer(c, seq, -1, a, b);
 }
 
 static void test_subscribe(void **state)
@@ -1201,7 +1347,27 @@ static void test_subscribe(void **state)
     push_until(fc, c, line, version_is, 6);
     assert_int_equal(svc_client_members(c), 2);
     wait_connected(c, 2);
-    push_until(fc, c, "members " SERVICE " 7", version_is, 7);
+    /* bare URLs are numbered by position */
+    assert_int_equal(served_by_prefer(c, 6, 1, a, b), 1);
+    assert_int_equal(served_by_prefer(c, 7, 0, a, b), 0);
+
+    /* N=URL: the instance number, whatever the position */
+    snprintf(line, sizeof line, "members " SERVICE " 7 4=%s 9=%s", b->url, a->url);
+    push_until(fc, c, line, version_is, 7);
+    assert_int_equal(svc_client_members(c), 2);
+    wait_connected(c, 2);
+    assert_int_equal(served_by_prefer(c, 8, 9, a, b), 0);
+    assert_int_equal(served_by_prefer(c, 9, 4, a, b), 1);
+    assert_int_equal(served_by_prefer(c, 10, 9, a, b), 0);
+    /* malformed numbers: no '=', no URL, too large */
+    snprintf(line, sizeof line, "members " SERVICE " 8 4%s", b->url);
+    push_until(fc, c, line, bad_seen, 4);
+    push_until(fc, c, "members " SERVICE " 8 4=", bad_seen, 5);
+    snprintf(line, sizeof line, "members " SERVICE " 8 1000000000=%s", b->url);
+    push_until(fc, c, line, bad_seen, 6);
+    assert_true(version_is(c, 7));
+
+    push_until(fc, c, "members " SERVICE " 8", version_is, 8);
     assert_int_equal(svc_client_members(c), 0);
     svc_client_close(c);
 
@@ -1357,6 +1523,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_message_reuse),
         cmocka_unit_test(test_inflight_limit),
         cmocka_unit_test(test_load_aware_routing),
+        cmocka_unit_test(test_prefer_routing),
         cmocka_unit_test(test_retry_same_seq),
         cmocka_unit_test(test_busy_backoff),
         cmocka_unit_test(test_error_passthrough),
