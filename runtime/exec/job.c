@@ -312,9 +312,16 @@ static int restore(job *j, ros_error *err)
         return err->set ? -1 : 0;
     rt_rbuf r = {c->state, c->state_len, 0, false};
     int rc = 0;
-    if (!c->state || rt_r_u32(&r) != RT_CKPT_MAGIC || rt_r_u32(&r) != RT_CKPT_VERSION) {
+    uint32_t magic = c->state ? rt_r_u32(&r) : 0;
+    uint32_t version = magic == RT_CKPT_MAGIC ? rt_r_u32(&r) : 0;
+    if (magic != RT_CKPT_MAGIC || r.bad) {
         rc = ros_error_set(err, ROS_ERR_DATA_CORRUPTED, "checkpoint %lld of job %lld is not readable",
                            (long long)c->id, (long long)j->row->id);
+    } else if (version != RT_CKPT_VERSION) {
+        rc = ros_error_set(err, ROS_ERR_NOT_SUPPORTED,
+                           "checkpoint %lld of job %lld has format version %u; this build reads version %u",
+                           (long long)c->id, (long long)j->row->id, version, RT_CKPT_VERSION);
+        ros_error_detail(err, "The job cannot resume from it: submit the statement again as a new job.");
     } else {
         j->epoch_no = rt_r_u64(&r);
         bool file_sink = rt_r_u8(&r) != 0;

@@ -236,6 +236,31 @@ def test_checkpoint_restores_inflight(db):
                                                                    j["recomputed"]))
 
 
+def test_other_checkpoint_version_refused(db):
+    """A checkpoint written in another format version (RT_CKPT_VERSION,
+    runtime/exec/ckpt.h) is not restored: the job fails saying so."""
+    setup(db, 0, 2000)  # unbounded datagen
+    jid = submit(db, "INSERT INTO out SELECT x, inc(x) FROM g", "10min")
+    wait_until(lambda: int(job(db, jid)["rows_read"]) > 200, 30, "rows read")
+    db.run("STOP JOB %d" % jid)
+    con = sqlite3.connect(db.path, timeout=30)
+    try:
+        cid, state = con.execute("SELECT id, state FROM rosql_checkpoints WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+                                 (jid,)).fetchone()
+        check(state[:4] == b"RQCK", "a checkpoint starts with its magic: %r" % state[:8])
+        version = int.from_bytes(state[4:8], "little")
+        old = (version - 1).to_bytes(4, "little")
+        con.execute("UPDATE rosql_checkpoints SET state = ? WHERE id = ?", (state[:4] + old + state[8:], cid))
+        con.commit()
+    finally:
+        con.close()
+    db.run("RESUME JOB %d" % jid)
+    j = wait_state(db, jid, ("failed",), 60)
+    want = "checkpoint %d of job %d has format version %d; this build reads version %d" % (cid, jid, version - 1,
+                                                                                          version)
+    check(want in j["last_error"], "the job says why: %r" % j["last_error"])
+
+
 def test_tail_sources(db):
     src = os.path.join(db.tmp, "in.csv")
     with open(src, "w") as f:
@@ -318,7 +343,8 @@ def test_fault_loop(db):
 TESTS = {f.__name__: f for f in [test_foreground_and_submit, test_job_failure_is_reported,
                                  test_stop_resume_checkpoint_unbounded, test_kill_job_exactly_once,
                                  test_kill_instance_job_continues, test_kill_coordinator,
-                                 test_checkpoint_restores_inflight, test_tail_sources,
+                                 test_checkpoint_restores_inflight, test_other_checkpoint_version_refused,
+                                 test_tail_sources,
                                  test_file_sink_two_phase, test_fault_loop]}
 
 if __name__ == "__main__":
