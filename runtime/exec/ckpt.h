@@ -21,7 +21,9 @@
 #include "runtime/core/error.h"
 
 #define RT_CKPT_MAGIC 0x4b435152u /* "RQCK" */
-#define RT_CKPT_VERSION 1
+/* 2: a proxy's unanswered request carries the instance it was sent to.
+ * A reader takes only its own version. */
+#define RT_CKPT_VERSION 2
 
 typedef struct rt_wbuf {
     uint8_t *p;

@@ -11,7 +11,10 @@
  *
  * A STRICT function is not sent rows with a NULL argument (their result is
  * NULL).  Request ids are (job, operator, seq): job is random for an ad-hoc
- * query, seq counts requests, so a retry asks under the same id.
+ * query, seq counts requests, so a retry asks under the same id.  In a job
+ * the checkpoint keeps the instance each unanswered request was sent to,
+ * and a restored request is sent there again (svc_client_submit_prefer):
+ * that instance has its answer cached, or is still computing it.
  *
  * A failing row.  When a request fails because of its rows (the function's
  * error, or an instance that died on it more than max_retries times) rather
@@ -63,6 +66,8 @@ typedef struct preq {
     bool done;
     bool ok;
     bool restored;       /* re-sent after a restore from a checkpoint */
+    int member;          /* restored: the instance (svc_member.idx) it was sent to before
+                            the checkpoint, where its answer is cached; -1 unknown */
     ros_vector result;   /* ok: n results */
 } preq;
 
@@ -193,6 +198,7 @@ static preq *add_req_seq(rt_proxy *px, unit *u, uint32_t *idx, uint32_t n, bool 
     r->n = n;
     r->alone = alone;
     r->seq = seq;
+    r->member = -1;
     ros_vector_init(&r->result, px->plan->types[px->plan->ncols - 1]);
     u->reqs[u->nreqs++] = r;
     u->open++;
@@ -488,8 +494,10 @@ static int submit_pending(rt_proxy *px, ros_error *err)
             preq *r = u->reqs[i];
             if (r->done || r->submitted)
                 continue;
-            int rc = svc_client_submit(px->client, r->seq, p->u.proxy.method, flags | (r->alone ? SVC_FLAG_ALONE : 0),
-                                       &r->args, r, err);
+            /* a restored request goes back to the instance that has its answer */
+            int rc = svc_client_submit_prefer(px->client, r->seq, p->u.proxy.method,
+                                              flags | (r->alone ? SVC_FLAG_ALONE : 0), &r->args, r,
+                                              r->restored ? r->member : -1, err);
             if (rc < 0) {
                 if (!err->detail[0])
                     ros_error_detail(err, "While sending arguments of %s to service \"%s\".", p->u.proxy.function,
@@ -1011,6 +1019,14 @@ int rt_proxy_snapshot(rt_proxy *px, rt_wbuf *w, ros_error *err)
                 rt_batch_free(&rows);
                 return -1;
             }
+            if (!r->done) {
+                /* where it went (its answer is cached there), or where a
+                 * restored one not sent again yet went before */
+                int m = r->submitted ? svc_client_member_of(px->client, r->seq) : -1;
+                if (m < 0 && r->restored)
+                    m = r->member;
+                rt_w_u32(w, (uint32_t)(m < 0 ? -1 : m));
+            }
         }
     }
     rt_batch_free(&rows);
@@ -1100,6 +1116,9 @@ int rt_proxy_restore(rt_proxy *px, rt_rbuf *r, ros_error *err)
                 u->open--;
             } else {
                 q->restored = true;
+                q->member = (int32_t)rt_r_u32(r);
+                if (r->bad || q->member < -1)
+                    return restore_fail(err);
                 if (build_args(px, q, err) < 0)
                     return -1;
             }
