@@ -65,7 +65,6 @@
 
 #define EPOCH_BYTES (64u << 20)   /* sink rows held before an early checkpoint */
 #define PROGRESS_MS 500           /* counters written to the catalog */
-#define CHECKPOINTS_KEPT 5
 
 static volatile sig_atomic_t g_term;       /* SIGTERM/SIGINT: checkpoint and stop */
 static volatile sig_atomic_t g_checkpoint; /* SIGUSR1: checkpoint now */
@@ -92,6 +91,7 @@ typedef struct job {
     rt_op *root;              /* the INSERT's source plan */
     bool checkpointable;
     int64_t interval_ms;
+    int keep;                 /* checkpoints kept (checkpoints_kept) */
     ros_batch epoch;          /* sink rows since the last checkpoint */
     size_t epoch_bytes;
     uint64_t epoch_no;        /* checkpoints taken (names a file sink's staged file) */
@@ -99,6 +99,7 @@ typedef struct job {
     int64_t rows_written;
     int64_t recomputed_base;
     int64_t last_checkpoint;
+    bool restored;            /* started from a checkpoint */
 } job;
 
 /* ---------------------------------------------------------------- */
@@ -272,7 +273,7 @@ static int checkpoint(job *j, ros_error *err)
         c.inflight = ps.inflight;
         c.state = w.p;
         c.state_len = w.len;
-        if (rc == 0 && cat_checkpoint_add(j->db, &c, CHECKPOINTS_KEPT, err) < 0)
+        if (rc == 0 && cat_checkpoint_add(j->db, &c, j->keep, err) < 0)
             rc = -1;
         if (rc == 0) {
             cat_job p;
@@ -329,6 +330,7 @@ static int restore(job *j, ros_error *err)
         j->rows_written = rt_r_i64(&r);
         j->recomputed_base = rt_r_i64(&r);
         j->last_checkpoint = c->id;
+        j->restored = true;
         if (file_sink && j->file_sink)
             file_recover(j, j->epoch_no, true);
         rc = rt_op_restore(j->root, &r, err);
@@ -393,11 +395,18 @@ static void job_failed(job *j, const ros_error *e)
 static int run(job *j, ros_error *err)
 {
     int64_t next_ckpt = ros_mono_ms() + j->interval_ms, next_progress = 0;
+    bool first = true;
     for (;;) {
         ros_batch *b = NULL;
         int rc = rt_op_next(j->root, &b, err);
         if (rc < 0)
             return -1;
+        if (rc == 1 && first && b->nrows) {
+            first = false;
+            /* when the pipeline flows again (the recovery benchmark reads it) */
+            fprintf(stderr, "rosd job %lld: first output row%s at unix ms %lld\n", (long long)j->row->id,
+                    j->restored ? " after the restore" : "", (long long)ros_unix_ms());
+        }
         if (rc == 1 && b->nrows) {
             if (rt_check_not_null(j->table, b, err) < 0 || svc_batch_append(&j->epoch, b, err) < 0)
                 return -1;
@@ -508,6 +517,9 @@ int rt_job_main(int argc, char **argv)
     j.interval_ms = plan_parse_duration_ms(rt_session_setting(j.s, "checkpoint_interval"));
     if (j.interval_ms <= 0)
         j.interval_ms = 10000;
+    j.keep = atoi(rt_session_setting(j.s, "checkpoints_kept"));
+    if (j.keep < 1)
+        j.keep = 5;
     j.ec.db = j.db;
     long bs = atol(rt_session_setting(j.s, "batch_size"));
     j.ec.batch_size = bs > 0 ? (uint32_t)bs : RT_BATCH_SIZE;
