@@ -830,25 +830,12 @@ static void write_state(coord *c, bool force)
 /* ------------------------------------------------------------------ */
 /* Jobs */
 
+/* Is pid job id's live `rosd job` process? */
 static bool is_job_process(pid_t pid, int64_t id)
 {
-    char path[64], cmd[512] = "";
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-    FILE *f = fopen(path, "r");
-    size_t len = f ? fread(cmd, 1, sizeof cmd - 1, f) : 0;
-    if (f)
-        fclose(f);
-    /* arguments are NUL separated: rosd\0job\0DB\0ID */
     char want[32];
     snprintf(want, sizeof want, "%lld", (long long)id);
-    bool rosd = false, job = false, idok = false;
-    for (size_t k = 0; k < len; k += strlen(cmd + k) + 1) {
-        const char *a = cmd + k;
-        rosd |= strstr(a, "rosd") != NULL;
-        job |= strcmp(a, "job") == 0;
-        idok |= strcmp(a, want) == 0;
-    }
-    return rosd && job && idok;
+    return svc_rosd_process(pid, "job", want);
 }
 
 static jproc *job_find(coord *c, int64_t id)
@@ -895,7 +882,7 @@ static void job_exited(coord *c, jproc *j, int status)
         return;
     cat_job *row = cat_job_get(c->db, j->id, &err);
     bool running = row && strcmp(row->state, "running") == 0;
-    pid_t other = row && row->pid > 0 && kill(row->pid, 0) == 0 && is_job_process(row->pid, j->id) ? row->pid : 0;
+    pid_t other = row && is_job_process(row->pid, j->id) ? row->pid : 0;
     cat_job_free(row);
     if (!running)
         return; /* finished, failed or stopped: it said so itself */
@@ -949,7 +936,7 @@ static void jobs_reconcile(coord *c)
             j->ckpt_seen = r->last_checkpoint;
             j->next = c->jobs;
             c->jobs = j;
-            if (r->pid > 0 && kill(r->pid, 0) == 0 && is_job_process(r->pid, r->id)) {
+            if (is_job_process(r->pid, r->id)) {
                 j->pid = r->pid;
                 j->child = false;
                 logf_("adopted job %lld pid %d", (long long)r->id, (int)r->pid);
@@ -1045,17 +1032,8 @@ static void adopt(coord *c)
         for (int j = 0; j < ns; j++)
             if (sv[j]->id == in[k]->service_id)
                 name = sv[j]->name;
-        if (!name || in[k]->pid <= 0 || !in[k]->endpoint || kill(in[k]->pid, 0) < 0)
-            continue;
-        char path[64], cmd[256] = "";
-        snprintf(path, sizeof path, "/proc/%d/cmdline", in[k]->pid);
-        FILE *f = fopen(path, "r");
-        size_t len = f ? fread(cmd, 1, sizeof cmd - 1, f) : 0;
-        if (f)
-            fclose(f);
-        cmd[len] = '\0';
-        if (!strstr(cmd, "rosd"))
-            continue; /* the pid was reused by something else */
+        if (!name || !in[k]->endpoint || !svc_rosd_process(in[k]->pid, "worker", NULL))
+            continue; /* gone, or the pid was reused by something else */
         inst *i = inst_new(c, name, in[k]->service_id, in[k]->idx);
         if (!i)
             continue;

@@ -253,3 +253,29 @@ svc_client *svc_coord_client(const char *db_path, const svc_client_config *cfg, 
     }
     return c;
 }
+
+bool svc_rosd_process(pid_t pid, const char *command, const char *arg)
+{
+    if (pid <= 0 || kill(pid, 0) < 0)
+        return false;
+    char path[64], cmd[1024];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(cmd, 1, sizeof cmd - 1, f) : 0;
+    if (f)
+        fclose(f);
+    cmd[len] = '\0';
+    /* arguments are NUL separated: rosd\0job\0DB\0ID */
+    bool rosd = false, cmd_ok = !command, arg_ok = !arg;
+    int n = 0;
+    for (size_t k = 0; k < len; k += strlen(cmd + k) + 1, n++) {
+        const char *a = cmd + k;
+        if (n == 0)
+            rosd = strstr(a, "rosd") != NULL;
+        else if (n == 1)
+            cmd_ok |= command && strcmp(a, command) == 0;
+        else
+            arg_ok |= arg && strcmp(a, arg) == 0;
+    }
+    return rosd && cmd_ok && arg_ok;
+}

@@ -25,4 +25,12 @@ int svc_mkdir_p(const char *dir);
  */
 pid_t svc_spawn(char *const argv[], const char *log_path, bool detach);
 
+/*
+ * True when pid is a live rosd process (a pid in the catalog may have been
+ * reused by something else): its program name contains "rosd", its first
+ * argument is command (NULL: any) and, when arg is not NULL, a later
+ * argument equals arg (e.g. the job id of `rosd job DB ID`).
+ */
+bool svc_rosd_process(pid_t pid, const char *command, const char *arg);
+
 #endif /* SVC_SPAWN_H */

@@ -26,6 +26,7 @@
 #include "runtime/exec/exec.h"
 #include "runtime/exec/session_int.h"
 #include "service/coordinator.h"
+#include "service/spawn.h"
 
 #define COORD_TIMEOUT_MS 5000
 #define CONTROL_WAIT_MS 60000 /* STOP / CHECKPOINT wait this long for the job */
@@ -83,21 +84,12 @@ static cat_job *get_job(ros_session *s, int64_t id, ros_error *err)
     return j;
 }
 
-/* Is pid job id's live `rosd job` process? */
+/* Is j's pid its live `rosd job` process? */
 static bool job_alive(const cat_job *j)
 {
-    if (j->pid <= 0 || kill(j->pid, 0) < 0)
-        return false;
-    char path[64], cmd[512] = "";
-    snprintf(path, sizeof path, "/proc/%d/cmdline", j->pid);
-    FILE *f = fopen(path, "r");
-    size_t len = f ? fread(cmd, 1, sizeof cmd - 1, f) : 0;
-    if (f)
-        fclose(f);
-    bool job = false;
-    for (size_t k = 0; k < len; k += strlen(cmd + k) + 1)
-        job |= strcmp(cmd + k, "job") == 0;
-    return job;
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)j->id);
+    return svc_rosd_process(j->pid, "job", id);
 }
 
 /* "checkpoint_interval=2s,decoupling=on,batch_size=1024,cwd=/x": what the
