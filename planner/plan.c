@@ -542,8 +542,10 @@ static void explain_node(const plan_node *p, int depth, ros_strbuf *out)
             ros_strbuf_append(out, "\n");
         }
         explain_detail(depth, out);
-        ros_strbuf_appendf(out, "Batch: %u rows, in flight: %u rows, %s, timeout: %u ms, retries: %u, on_error: %s\n",
-                           p->u.proxy.max_batch, p->u.proxy.max_inflight,
+        ros_strbuf_appendf(out, "Batch: %u rows, in flight: %u rows", p->u.proxy.max_batch, p->u.proxy.max_inflight);
+        if (p->u.proxy.inflight_per_instance)
+            ros_strbuf_appendf(out, " (%u per ready instance)", p->u.proxy.inflight_per_instance);
+        ros_strbuf_appendf(out, ", %s, timeout: %u ms, retries: %u, on_error: %s\n",
                            p->u.proxy.ordered ? "ordered" : "unordered", p->u.proxy.timeout_ms,
                            p->u.proxy.max_retries, on_error[p->u.proxy.on_error]);
         break;

@@ -233,7 +233,11 @@ struct plan_node {
             bool is_volatile;       /* never answered from a result cache */
             bool ordered;           /* emit in input order (else completion order) */
             uint32_t max_batch;     /* rows per request */
-            uint32_t max_inflight;  /* rows outstanding */
+            uint32_t max_inflight;  /* rows outstanding (at plan time) */
+            uint32_t inflight_per_instance; /* rows outstanding per ready instance of
+                                       the service: the limit follows the service's
+                                       size while it runs; 0 = max_inflight is fixed
+                                       (the function's max_inflight option) */
             uint32_t timeout_ms;    /* per request, retries included */
             uint32_t max_retries;
             uint64_t max_frame;     /* the service's max_frame_bytes, 0 = default */

@@ -285,8 +285,14 @@ static plan_node *make_proxy(extract *x, plan_node *top, int k)
     if (batch == 0)
         batch = 1;
     p->u.proxy.max_batch = batch;
-    /* enough requests in flight to keep every instance's batcher busy */
-    uint64_t inflight = (uint64_t)batch * 4 * instances;
+    /* enough requests in flight to keep every instance's batcher busy: four
+     * batches per ready instance, followed while the query runs (the service
+     * may grow or shrink); a max_inflight option fixes the limit instead */
+    uint64_t per = (uint64_t)batch * 4;
+    if (per > UINT32_MAX / 64)
+        per = UINT32_MAX / 64;
+    uint64_t inflight = per * instances;
+    p->u.proxy.inflight_per_instance = opt(fo, "max_inflight") ? 0 : (uint32_t)per;
     p->u.proxy.max_inflight = opt_u32(fo, "max_inflight", inflight > UINT32_MAX ? UINT32_MAX : (uint32_t)inflight);
     if (p->u.proxy.max_inflight < batch)
         p->u.proxy.max_inflight = batch;

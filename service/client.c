@@ -1545,6 +1545,11 @@ int svc_client_member_of(const svc_client *c, uint64_t seq)
     return -1;
 }
 
+void svc_client_set_max_inflight(svc_client *c, uint32_t max_inflight)
+{
+    c->cfg.max_inflight = max_inflight ? max_inflight : DEFAULT_INFLIGHT;
+}
+
 int svc_client_members(const svc_client *c)
 {
     svc_client *mc = (svc_client *)c; /* the mutex, not the client, changes */

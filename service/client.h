@@ -127,6 +127,13 @@ int svc_client_submit_prefer(svc_client *c, uint64_t seq, const char *method, ui
                              ros_batch *args, void *tag, int prefer_idx, ros_error *err);
 
 /*
+ * Changes the config's max_inflight (0 = the default).  Lowering it takes
+ * nothing back: requests already outstanding finish; svc_client_submit
+ * returns 1 until fewer than the new limit are.
+ */
+void svc_client_set_max_inflight(svc_client *c, uint32_t max_inflight);
+
+/*
  * The instance number (svc_member.idx) that the outstanding request seq (its
  * first part) was last sent to; -1 when it was not sent yet, or seq is not
  * outstanding (never submitted, or already returned by svc_client_poll).

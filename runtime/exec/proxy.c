@@ -97,6 +97,9 @@ struct rt_proxy {
     rt_expr **args;
     unit *head, *tail;   /* outstanding units in input order */
     uint64_t pending_rows;
+    uint64_t limit_rows; /* rows outstanding at most: max_inflight, or
+                            inflight_per_instance x the service's ready instances */
+    int limit_members;   /* the instance count limit_rows was set for, -1 none */
     uint64_t next_seq;
     bool child_done;
     uint32_t *iota;      /* 0, 1, 2, ... for gathers */
@@ -245,6 +248,8 @@ rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
     /* the function's service exists (the catalog says so), maybe not ready yet */
     if (!(px->client = svc_coord_client(cat_path(ctx->db), &cfg, false, err)))
         goto fail;
+    px->limit_rows = p->u.proxy.max_inflight;
+    px->limit_members = -1;
     return px;
 fail:
     rt_proxy_free(px);
@@ -884,6 +889,34 @@ static void report(rt_proxy *px)
 
 uint64_t rt_proxy_failed_rows(const rt_proxy *px) { return px->nfailed; }
 
+/*
+ * The in-flight limit follows the service's size: inflight_per_instance rows
+ * (four batches) per instance in the membership the client applied (ready
+ * instances only: the coordinator publishes an instance once it is ready and
+ * withdraws it before draining), at least one instance's worth.  A growing
+ * service gets the requests that keep its new instances busy at once; a
+ * shrinking one stops getting more than its remaining instances can take
+ * (requests already out finish; nothing new is sent until below the limit).
+ */
+static void follow_service_size(rt_proxy *px)
+{
+    uint32_t per = px->plan->u.proxy.inflight_per_instance;
+    if (!per)
+        return;
+    int n = svc_client_members(px->client);
+    if (n < 1)
+        n = 1;
+    if (n == px->limit_members)
+        return;
+    px->limit_members = n;
+    px->limit_rows = (uint64_t)per * (uint64_t)n;
+    uint32_t batch = px->plan->u.proxy.max_batch ? px->plan->u.proxy.max_batch : 1;
+    uint64_t reqs = (px->limit_rows + batch - 1) / batch + 1;
+    svc_client_set_max_inflight(px->client, reqs > UINT32_MAX ? UINT32_MAX : (uint32_t)reqs);
+}
+
+uint64_t rt_proxy_inflight_limit(const rt_proxy *px) { return px->limit_rows; }
+
 /* Is a unit ready to be emitted? */
 static bool emittable(const rt_proxy *px)
 {
@@ -921,7 +954,8 @@ int rt_proxy_next(rt_proxy *px, rt_op *child, ros_batch *out, int (*check)(void 
             return 1;
         }
         /* more input while there is room */
-        if (!px->child_done && px->pending_rows < px->plan->u.proxy.max_inflight) {
+        follow_service_size(px);
+        if (!px->child_done && px->pending_rows < px->limit_rows) {
             int rc = pull(px, child, err);
             if (rc < 0)
                 return -1;

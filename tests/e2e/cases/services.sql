@@ -6,6 +6,7 @@ CREATE FUNCTION echo_t(text) RETURNS text STRICT IMMUTABLE SERVICE echo WITH (ma
 CREATE FUNCTION echo_u(bigint) RETURNS bigint SERVICE echo WITH (ordered = false, max_inflight = 400);
 EXPLAIN SELECT id, echo_i(id) FROM g WHERE id > 10 AND echo_i(id) % 2 = 0;
 EXPLAIN SELECT echo_t(t), echo_t(t) || '!' FROM g;
+EXPLAIN SELECT echo_u(id) FROM g;
 SELECT id, echo_i(id) AS e, echo_t(t) = t AS same_text FROM g WHERE id <= 5 ORDER BY id;
 SELECT count(*) AS n, count(echo_t(t)) AS not_null, count(*) FILTER (WHERE echo_t(t) = t) AS same, count(*) FILTER (WHERE t IS NULL AND echo_t(t) IS NULL) AS nulls_kept, count(t) AS t_not_null FROM g;
 SELECT count(*) AS n, sum(echo_u(id)) AS s, min(echo_u(id)) AS lo, max(echo_u(id)) AS hi FROM g;
