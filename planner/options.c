@@ -55,6 +55,7 @@ static const opt_spec service_opts[] = {
     /* handler parameters of the built-in handlers */
     {"delay_ms", OPT_INT, 0, 3600000, NULL},
     {"per_row_ms", OPT_INT, 0, 3600000, NULL},
+    {"init_ms", OPT_INT, 0, 3600000, NULL},
     {"dim", OPT_INT, 1, 65536, NULL},
     {"seed", OPT_INT, INT64_MIN, INT64_MAX, NULL},
     {"method", OPT_TEXT, 0, 0, NULL},

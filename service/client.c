@@ -47,7 +47,8 @@
  * orphaned and cancelled, and freed or pooled once its callback reported.
  * A removed member's socket is closed at once (its flights fail and are
  * re-sent elsewhere); the member itself is freed when its last flight came
- * back.  nng_close returns only after the socket's pipe callbacks ran, so no
+ * back.  A standby member (withdrawn by a scale-in, "N~URL") stays open and
+ * gets no new parts but preferred ones: the parts it has finish there.  nng_close returns only after the socket's pipe callbacks ran, so no
  * pipe callback outlives its member.
  */
 #include "runtime/core/clock.h"
@@ -146,6 +147,7 @@ struct member {
     svc_client *c;
     uint64_t id;              /* serial, never reused (part.avoid) */
     int idx;                  /* instance number (svc_member.idx) */
+    bool standby;             /* svc_member.standby: only preferred parts go to it */
     char url[URL_SIZE];
     nng_socket sock;
     uint64_t opened_ms;       /* monotonic ms when its socket was opened */
@@ -528,7 +530,8 @@ fail:
 
 /* Takes m out of routing and closes its socket: its outstanding flights
  * fail (NNG_ECLOSED) and their parts are re-sent elsewhere.  m is freed by
- * reap_closing once they all came back. */
+ * reap_closing once they all came back.  (A scale-in first makes a member
+ * standby, where its flights finish; see apply_membership.) */
 static void member_remove(svc_client *c, member *m)
 {
     m->removed = true;
@@ -599,6 +602,7 @@ static int apply_membership(svc_client *c, const svc_member *ms, int n, bool str
         if (found >= 0) {
             kept[found] = true;
             c->mem[found]->idx = ms[i].idx;
+            c->mem[found]->standby = ms[i].standby;
             next[nn++] = c->mem[found];
             continue;
         }
@@ -620,6 +624,7 @@ static int apply_membership(svc_client *c, const svc_member *ms, int n, bool str
             free(fresh);
             return -1;
         }
+        m->standby = ms[i].standby;
         fresh[nn] = true;
         next[nn++] = m;
     }
@@ -653,7 +658,7 @@ static member *route(svc_client *c, uint64_t avoid)
     for (int k = 0; k < c->nmem; k++) {
         int i = (int)((start + (uint32_t)k) % (uint32_t)c->nmem);
         member *m = c->mem[i];
-        if (m->npipes == 0)
+        if (m->npipes == 0 || m->standby)
             continue;
         if (avoid && m->id == avoid) {
             avoided = m;
@@ -1554,7 +1559,14 @@ int svc_client_members(const svc_client *c)
 {
     svc_client *mc = (svc_client *)c; /* the mutex, not the client, changes */
     lock(mc);
-    int n = c->pending ? c->pending->n : c->nmem;
+    int n = 0;
+    if (c->pending) {
+        for (int i = 0; i < c->pending->n; i++)
+            n += !c->pending->m[i].standby;
+    } else {
+        for (int i = 0; i < c->nmem; i++)
+            n += !c->mem[i]->standby;
+    }
     unlock(mc);
     return n;
 }
@@ -1565,7 +1577,7 @@ int svc_client_connected(const svc_client *c)
     int n = 0;
     lock(mc);
     for (int i = 0; i < c->nmem; i++)
-        n += c->mem[i]->npipes > 0;
+        n += c->mem[i]->npipes > 0 && !c->mem[i]->standby;
     unlock(mc);
     return n;
 }
@@ -1651,6 +1663,7 @@ static int parse_membership(const char *name, const char *buf, size_t len, membe
         pos++; /* the space */
         size_t start = pos;
         long idx = mb->n;
+        bool standby = false;
         if (pos < len && buf[pos] >= '0' && buf[pos] <= '9') {
             idx = 0;
             while (pos < len && buf[pos] >= '0' && buf[pos] <= '9') {
@@ -1659,8 +1672,9 @@ static int parse_membership(const char *name, const char *buf, size_t len, membe
                     goto bad;
                 pos++;
             }
-            if (pos >= len || buf[pos] != '=')
+            if (pos >= len || (buf[pos] != '=' && buf[pos] != '~'))
                 goto bad;
+            standby = buf[pos] == '~';
             start = ++pos;
         }
         while (pos < len && buf[pos] != ' ')
@@ -1679,6 +1693,7 @@ static int parse_membership(const char *name, const char *buf, size_t len, membe
         svc_member *m = &mb->m[mb->n];
         memset(m, 0, sizeof *m);
         m->idx = (int)idx;
+        m->standby = standby;
         mb->n++;
         memcpy(m->url, buf + start, ul);
     }

@@ -68,6 +68,9 @@ typedef struct svc_member {
                                  the client's process; a membership line without numbers
                                  gives the position in the line */
     char url[256];            /* nng URL of its REP socket */
+    bool standby;             /* withdrawn by a scale-in, not yet released ("N~URL"):
+                                 routed nothing but the restored requests that
+                                 prefer it (svc_client_submit_prefer) */
 } svc_member;
 
 /* One finished request (svc_client_poll). */

@@ -14,7 +14,9 @@
  *     all failed is marked failed with the reason (the worker's last log
  *     line, or how it died);
  *   - reconciles the catalog's services with the running instances: starts
- *     missing ones, drains (SIGTERM) those no longer wanted;
+ *     missing ones; scaled in ones are withdrawn from routing and held until
+ *     every running job checkpointed (inst_withdraw), then drained
+ *     (SIGTERM), as are the instances of dropped services at once;
  *   - pings every instance asynchronously (PING/PONG) for its state and
  *     counters, writes them to the catalog (so SHOW SERVICES in any process
  *     sees them), and pushes the ready set of each service to clients on
@@ -69,6 +71,9 @@
 #define PUBLISH_MS 1000
 #define IDLE_EXIT_MS 2000
 #define DRAIN_TIMEOUT_MS 30000
+#define WITHDRAW_GRACE_MS 300    /* a withdrawal push reaches every client within this */
+#define HOLD_MAX_MS 60000        /* a withdrawn instance waits this long at most for
+                                    the jobs' next checkpoints */
 #define CRASH_LOOP_LIMIT 5
 #define BACKOFF_MAX_MS 5000
 #define REMOTE_PING_FAILURES 3
@@ -92,6 +97,14 @@ typedef struct inst {
     int64_t restarts;
     int64_t next_start; /* I_BACKOFF: start at (ms) */
     int64_t drain_deadline;
+    /* scale-in: I_DRAINING and !termed is a withdrawn instance, out of
+     * routing and held (alive, cache warm) until the jobs checkpointed */
+    bool termed;        /* SIGTERM sent (draining for good) */
+    int64_t held_at;    /* withdrawn at (ms) */
+    bool idle_seen;     /* a pong after the withdrawal said nothing in flight or queued */
+    int64_t hold_ckpt;  /* idle_seen: newest checkpoint id then; released once every
+                           running job has a newer one */
+    int64_t pong_at;    /* last pong (ms) */
     char last_error[512];
     /* ping */
     nng_socket sock;
@@ -210,7 +223,15 @@ static void event(coord *c, const char *service, const char *what, int instances
 }
 
 /* The membership line of service name: its ready instances as N=URL (the
- * instance number keeps a client's sticky routing right across restarts). */
+ * instance number keeps a client's sticky routing right across restarts),
+ * and its withdrawn instances still held as N~URL (standby: clients route
+ * nothing new to them, only a restored request that prefers its old
+ * instance, whose cached answer it then gets). */
+static bool inst_held(const inst *i)
+{
+    return i->st == I_DRAINING && !i->termed && i->pid > 0 && !i->remote;
+}
+
 static void members_line(coord *c, const char *name, uint64_t version, char *out, size_t n)
 {
     ros_strbuf sb;
@@ -220,11 +241,12 @@ static void members_line(coord *c, const char *name, uint64_t version, char *out
     for (int idx = -1;;) {
         inst *best = NULL;
         for (inst *i = c->insts; i; i = i->next)
-            if (i->st == I_READY && strcmp(i->service, name) == 0 && i->idx > idx && (!best || i->idx < best->idx))
+            if ((i->st == I_READY || inst_held(i)) && strcmp(i->service, name) == 0 && i->idx > idx &&
+                (!best || i->idx < best->idx))
                 best = i;
         if (!best)
             break;
-        ros_strbuf_appendf(&sb, " %d=%s", best->idx, best->url);
+        ros_strbuf_appendf(&sb, " %d%c%s", best->idx, best->st == I_READY ? '=' : '~', best->url);
         idx = best->idx;
     }
     if (snprintf(out, n, "%s", sb.data ? sb.data : "") >= (int)n)
@@ -413,22 +435,103 @@ static int inst_start(coord *c, inst *i, const cat_service *s)
     i->st = I_STARTING;
     i->ping_failures = 0;
     i->next_ping = ros_mono_ms() + 20;
+    i->termed = false;
     memset(&i->status, 0, sizeof i->status);
     i->dirty = true;
     inst_close_sock(i);
     return 0;
 }
 
+/* Drains i now: SIGTERM (the worker takes no new request, finishes those it
+ * has, exits).  A held instance is released. */
 static void inst_drain(inst *i, const char *why)
 {
-    if (i->st == I_DRAINING || (i->pid <= 0 && i->st == I_FAILED))
+    if ((i->st == I_DRAINING && i->termed) || (i->pid <= 0 && i->st == I_FAILED))
         return;
     logf_("draining %s[%d] (%s)", i->service, i->idx, why);
     if (i->pid > 0 && !i->remote)
         kill(i->pid, SIGTERM);
     i->st = i->pid > 0 ? I_DRAINING : I_FAILED;
+    i->termed = true;
     i->drain_deadline = ros_mono_ms() + DRAIN_TIMEOUT_MS;
     i->dirty = true;
+}
+
+/*
+ * Scale-in of i: withdrawn from routing (the next push lists it as standby),
+ * it finishes what it has in flight, and is held, alive with its result
+ * cache, until every running job has completed a checkpoint taken after it
+ * went idle (inst_hold_check), so that no job can restore requests whose
+ * answers only it has; then drained.  Remote instances and instances
+ * without a process are drained at once.
+ */
+static void inst_withdraw(coord *c, inst *i, const char *why)
+{
+    if (i->st == I_DRAINING)
+        return;
+    if (i->remote || i->pid <= 0 || i->st != I_READY) {
+        inst_drain(i, why);
+        return;
+    }
+    i->st = I_DRAINING;
+    i->termed = false;
+    i->held_at = ros_mono_ms();
+    i->idle_seen = false;
+    i->hold_ckpt = 0;
+    i->dirty = true;
+    event(c, i->service, "instance_withdrawn", -1,
+          "instance %d out of routing (%s); held until the running jobs' next checkpoints", i->idx, why);
+}
+
+/* Releases withdrawn instances whose hold is over (inst_withdraw). */
+static void inst_hold_check(coord *c)
+{
+    bool any = false;
+    for (inst *i = c->insts; i && !any; i = i->next)
+        any = inst_held(i);
+    if (!any)
+        return;
+    ros_error err = {0};
+    cat_job **jl = NULL;
+    int n = 0;
+    if (cat_job_list(c->db, &jl, &n, &err) < 0)
+        return;
+    int64_t newest = 0, oldest_running = INT64_MAX;
+    int running = 0;
+    for (int k = 0; k < n; k++) {
+        if (jl[k]->last_checkpoint > newest)
+            newest = jl[k]->last_checkpoint;
+        if (strcmp(jl[k]->state, "running") == 0) {
+            running++;
+            if (jl[k]->last_checkpoint < oldest_running)
+                oldest_running = jl[k]->last_checkpoint;
+        }
+    }
+    CAT_FREE_LIST(jl, n, cat_job_free);
+    int64_t now = ros_mono_ms();
+    for (inst *i = c->insts; i; i = i->next) {
+        if (!inst_held(i))
+            continue;
+        /* idle: a pong after every client applied the withdrawal */
+        if (!i->idle_seen && i->pong_at > i->held_at + WITHDRAW_GRACE_MS && i->status.inflight == 0 &&
+            i->status.queue_depth == 0) {
+            i->idle_seen = true;
+            i->hold_ckpt = newest;
+        }
+        char why[200];
+        if (running == 0 && i->idle_seen)
+            snprintf(why, sizeof why, "no running job, nothing in flight");
+        else if (running > 0 && i->idle_seen && oldest_running > i->hold_ckpt)
+            snprintf(why, sizeof why, "%d running job%s checkpointed after it went idle (checkpoint > %lld)",
+                     running, running == 1 ? "" : "s", (long long)i->hold_ckpt);
+        else if (now - i->held_at > HOLD_MAX_MS)
+            snprintf(why, sizeof why, "held %d s without every running job checkpointing: released anyway",
+                     HOLD_MAX_MS / 1000);
+        else
+            continue;
+        event(c, i->service, "instance_released", -1, "instance %d released: %s", i->idx, why);
+        inst_drain(i, "released");
+    }
 }
 
 /* The process of i ended (status from waitpid, or -1 when not known). */
@@ -550,6 +653,7 @@ static void inst_ping(coord *c, inst *i)
         goto failed;
     }
     i->ping_failures = 0;
+    i->pong_at = now;
     if (memcmp(&i->status, &f.status, sizeof f.status) != 0)
         i->dirty = true;
     i->status = f.status;
@@ -710,6 +814,13 @@ static void reconcile(coord *c)
                 i = inst_new(c, s->name, s->id, idx);
             if (!i)
                 continue;
+            if (inst_held(i)) {
+                /* withdrawn, still warm, and wanted again: back in routing */
+                i->st = I_READY;
+                i->dirty = true;
+                event(c, s->name, "instance_kept", -1, "instance %d back in routing (withdrawn, not yet released)",
+                      i->idx);
+            }
             if (i->pid == 0 && !i->remote && (i->drained || i->st == I_DRAINING)) {
                 /* drained and gone (scaled in, or its service dropped), and
                  * wanted again (scaled out, or a new service of that name) */
@@ -726,12 +837,12 @@ static void reconcile(coord *c)
         for (inst *i = c->insts; i; i = i->next)
             if (strcmp(i->service, s->name) == 0 && !i->remote && i->idx >= s->desired_instances &&
                 i->st != I_DRAINING)
-                inst_drain(i, "scaled in");
+                inst_withdraw(c, i, "scaled in");
     }
     /* instances of dropped services */
     for (inst *i = c->insts; i; i = i->next) {
         svc_mem *m = svc_find(c, i->service);
-        if ((!m || !m->present) && i->st != I_DRAINING)
+        if ((!m || !m->present) && !(i->st == I_DRAINING && i->termed))
             inst_drain(i, "service dropped");
     }
     /* forget instances that are gone and no longer wanted */
@@ -1001,7 +1112,7 @@ static void reap(coord *c)
     for (inst *i = c->insts; i; i = i->next) {
         if (i->pid > 0 && !i->child && !i->remote && kill(i->pid, 0) < 0 && errno == ESRCH)
             inst_exited(c, i, -1);
-        if (i->st == I_DRAINING && i->pid > 0 && now > i->drain_deadline) {
+        if (i->st == I_DRAINING && i->termed && i->pid > 0 && now > i->drain_deadline) {
             logf_("%s[%d] did not drain in time: killing it", i->service, i->idx);
             kill(i->pid, SIGKILL);
             i->drain_deadline = now + DRAIN_TIMEOUT_MS;
@@ -1300,6 +1411,7 @@ int svc_coord_main(int argc, char **argv)
             }
             reconcile(c);
             jobs_reconcile(c);
+            inst_hold_check(c);
         }
         for (inst *i = c->insts; i; i = i->next)
             inst_ping(c, i);

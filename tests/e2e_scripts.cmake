@@ -30,3 +30,11 @@ add_custom_target(faults_full
           python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/jobs_test.py $<TARGET_FILE:rosql> ${PROJECT_BINARY_DIR} test_fault_loop
   DEPENDS rosql rosd
   USES_TERMINAL)
+
+# Elastic scaling under running jobs: 1 -> 4 -> 2 -> 1 with per-phase
+# throughput and output gaps, scale-in without jobs, during checkpoints and a
+# restore, kill -9 of a starting instance, two jobs on one service
+# (tests/e2e/scaling_test.py).
+add_test(NAME e2e_scaling
+         COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/scaling_test.py $<TARGET_FILE:rosql> ${PROJECT_BINARY_DIR})
+set_tests_properties(e2e_scaling PROPERTIES TIMEOUT 600)

@@ -92,6 +92,7 @@ typedef struct job {
     bool checkpointable;
     int64_t interval_ms;
     int keep;                 /* checkpoints kept (checkpoints_kept) */
+    FILE *trace;              /* job_output_trace: a line per output batch, or NULL */
     ros_batch epoch;          /* sink rows since the last checkpoint */
     size_t epoch_bytes;
     uint64_t epoch_no;        /* checkpoints taken (names a file sink's staged file) */
@@ -407,6 +408,10 @@ static int run(job *j, ros_error *err)
             fprintf(stderr, "rosd job %lld: first output row%s at unix ms %lld\n", (long long)j->row->id,
                     j->restored ? " after the restore" : "", (long long)ros_unix_ms());
         }
+        if (rc == 1 && b->nrows && j->trace) {
+            fprintf(j->trace, "%lld %u\n", (long long)ros_unix_ms(), b->nrows);
+            fflush(j->trace);
+        }
         if (rc == 1 && b->nrows) {
             if (rt_check_not_null(j->table, b, err) < 0 || svc_batch_append(&j->epoch, b, err) < 0)
                 return -1;
@@ -518,6 +523,9 @@ int rt_job_main(int argc, char **argv)
     if (j.interval_ms <= 0)
         j.interval_ms = 10000;
     j.keep = atoi(rt_session_setting(j.s, "checkpoints_kept"));
+    const char *trace = rt_session_setting(j.s, "job_output_trace");
+    if (trace && trace[0] && !(j.trace = fopen(trace, "a")))
+        fprintf(stderr, "rosd job %lld: cannot open job_output_trace \"%s\": %s\n", id, trace, strerror(errno));
     if (j.keep < 1)
         j.keep = 5;
     j.ec.db = j.db;
@@ -564,6 +572,8 @@ out:
     if (status != 0 && !j.row)
         fprintf(stderr, "rosd job %lld: %s\n", id, err.message);
     rt_op_free(j.root);
+    if (j.trace)
+        fclose(j.trace);
     svc_batch_free(&j.epoch);
     if (plan)
         plan_free(plan);

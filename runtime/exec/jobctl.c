@@ -97,7 +97,8 @@ static bool job_alive(const cat_job *j)
 static char *job_options(ros_session *s)
 {
     ros_strbuf sb = ROS_STRBUF_INIT;
-    static const char *const keep[] = {"checkpoint_interval", "checkpoints_kept", "decoupling", "batch_size", NULL};
+    static const char *const keep[] = {"checkpoint_interval", "checkpoints_kept", "decoupling", "batch_size",
+                                         "job_output_trace", NULL};
     for (int i = 0; keep[i]; i++)
         ros_strbuf_appendf(&sb, "%s%s=%s", i ? "," : "", keep[i], rt_session_setting(s, keep[i]));
     char cwd[PATH_MAX];

@@ -42,6 +42,7 @@ static const setting_def settings[] = {
     {"checkpoint_interval", "10s", "Time between checkpoints of streaming jobs."},
     {"checkpoints_kept", "5", "Checkpoints kept per job (older ones are deleted)."},
     {"statement_timeout", "0", "Cancel statements that run longer than this, e.g. '5s' (0: never)."},
+    {"job_output_trace", "", "File a job appends a line to per output batch (unix ms, rows): its output cadence ('': none)."},
 };
 #define NSETTINGS ((int)(sizeof settings / sizeof settings[0]))
 
@@ -424,6 +425,11 @@ static int exec_set(ros_session *s, const sql_stmt *st, const ros_result_sink *s
                 v = "off";
             else
                 return ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "parameter \"decoupling\" requires a Boolean value");
+        } else if (strcmp(settings[i].name, "job_output_trace") == 0) {
+            /* a path: job options are "k=v,..." and applied as SET k = 'v' */
+            if (strpbrk(v, ",'\n"))
+                return ros_error_set(err, ROS_ERR_INVALID_PARAMETER,
+                                     "invalid value for parameter \"job_output_trace\": a path without commas or quotes");
         } else if (strcmp(settings[i].name, "batch_size") == 0 || strcmp(settings[i].name, "checkpoints_kept") == 0) {
             long max = strcmp(settings[i].name, "batch_size") == 0 ? 65536 : 1000;
             char *end;

@@ -4,7 +4,9 @@
  *    per row: a stand-in for a model of known cost (tests of batching,
  *    deadlines, back-pressure and scaling).
  *
- * Options (milliseconds, fractions allowed, default 0): delay_ms, per_row_ms.
+ * Options (milliseconds, fractions allowed, default 0): delay_ms, per_row_ms,
+ * and init_ms, slept once in init: a stand-in for a model's load time
+ * (tests and benchmarks of scaling and start-up).
  * The sleep is a nanosleep resumed after EINTR, so a signal to the worker
  * does not shorten it.
  */
@@ -33,9 +35,12 @@ static void sleep_ms(double ms);
 static int delay_init(ros_func_ctx *ctx, ros_error *err)
 {
     delay_state st;
+    double init_ms;
     if (svc_opt_double(ctx->options, "delay_ms", 0, 0, DELAY_MAX_MS, &st.delay_ms, err) < 0 ||
-        svc_opt_double(ctx->options, "per_row_ms", 0, 0, DELAY_MAX_MS, &st.per_row_ms, err) < 0)
+        svc_opt_double(ctx->options, "per_row_ms", 0, 0, DELAY_MAX_MS, &st.per_row_ms, err) < 0 ||
+        svc_opt_double(ctx->options, "init_ms", 0, 0, DELAY_MAX_MS, &init_ms, err) < 0)
         return -1;
+    sleep_ms(init_ms);
     delay_state *p = malloc(sizeof *p);
     if (!p)
         return ros_error_oom(err);

@@ -1359,15 +1359,36 @@ static void test_subscribe(void **state)
     assert_int_equal(served_by_prefer(c, 8, 9, a, b), 0);
     assert_int_equal(served_by_prefer(c, 9, 4, a, b), 1);
     assert_int_equal(served_by_prefer(c, 10, 9, a, b), 0);
+    /* N~URL: standby (withdrawn by a scale-in): not counted, routed nothing
+     * but the requests that prefer it; back to N=URL it takes traffic */
+    snprintf(line, sizeof line, "members " SERVICE " 11 4=%s 9~%s", b->url, a->url);
+    push_until(fc, c, line, version_is, 11);
+    assert_int_equal(svc_client_members(c), 1);
+    for (uint64_t seq = 100; seq < 108; seq++)
+        assert_int_equal(served_by(c, seq, a, b), 1);
+    assert_int_equal(served_by_prefer(c, 108, 9, a, b), 0);
+    snprintf(line, sizeof line, "members " SERVICE " 12 4=%s 9=%s", b->url, a->url);
+    push_until(fc, c, line, version_is, 12);
+    assert_int_equal(svc_client_members(c), 2);
+    int to_a = 0;
+    for (uint64_t seq = 110; seq < 118; seq++)
+        to_a += served_by(c, seq, a, b) == 0;
+    assert_true(to_a > 0);
+    snprintf(line, sizeof line, "members " SERVICE " 13 4=%s", b->url);
+    push_until(fc, c, line, version_is, 13);
+    snprintf(line, sizeof line, "members " SERVICE " 14 4=%s 9~%s", b->url, a->url);
+    push_until(fc, c, line, version_is, 14);
+    wait_connected(c, 1);
+    assert_int_equal(served_by_prefer(c, 120, 9, a, b), 0); /* a standby member joining */
     /* malformed numbers: no '=', no URL, too large */
-    snprintf(line, sizeof line, "members " SERVICE " 8 4%s", b->url);
+    snprintf(line, sizeof line, "members " SERVICE " 15 4%s", b->url);
     push_until(fc, c, line, bad_seen, 4);
-    push_until(fc, c, "members " SERVICE " 8 4=", bad_seen, 5);
-    snprintf(line, sizeof line, "members " SERVICE " 8 1000000000=%s", b->url);
+    push_until(fc, c, "members " SERVICE " 15 4=", bad_seen, 5);
+    snprintf(line, sizeof line, "members " SERVICE " 15 1000000000=%s", b->url);
     push_until(fc, c, line, bad_seen, 6);
-    assert_true(version_is(c, 7));
+    assert_true(version_is(c, 14));
 
-    push_until(fc, c, "members " SERVICE " 8", version_is, 8);
+    push_until(fc, c, "members " SERVICE " 15", version_is, 15);
     assert_int_equal(svc_client_members(c), 0);
     svc_client_close(c);
 
