@@ -1693,6 +1693,7 @@ int svc_worker_main(int argc, char **argv)
     const char *url = svc_worker_url(w);
     fprintf(stderr, "rosd worker: listening on %s, starting handler %s\n", url, cfg.handler);
     int rc, sig = 0;
+    int64_t t_start = ros_mono_ms();
     while ((rc = svc_worker_wait_ready(w, 100, &err)) == 1)
         if ((sig = next_signal(&sigs, 0)) != 0)
             break;
@@ -1706,7 +1707,8 @@ int svc_worker_main(int argc, char **argv)
         log_error("error: ", &err);
         return 1;
     }
-    fprintf(stderr, "rosd worker: ready on %s (handler %s)\n", url, cfg.handler);
+    fprintf(stderr, "rosd worker: ready on %s (handler %s) after %lld ms of init and warm-up, at unix ms %lld\n", url,
+            cfg.handler, (long long)(ros_mono_ms() - t_start), (long long)ros_unix_ms());
 
     char cmd[2048], reply[512];
     bool registered = false;
@@ -1719,7 +1721,16 @@ int svc_worker_main(int argc, char **argv)
             fprintf(stderr, "rosd worker: could not register with %s: %s (serving anyway)\n", ctl_url, reply);
     }
 
-    sig = next_signal(&sigs, -1);
+    /* when the first batch is computed for a caller (the scaling benchmark
+     * reads it: how soon a new instance takes traffic) */
+    uint64_t warm_calls = svc_worker_handler_calls(w);
+    while ((sig = next_signal(&sigs, 5)) == 0)
+        if (svc_worker_handler_calls(w) > warm_calls) {
+            fprintf(stderr, "rosd worker: first batch computed at unix ms %lld\n", (long long)ros_unix_ms());
+            break;
+        }
+    if (!sig)
+        sig = next_signal(&sigs, -1);
     fprintf(stderr, "rosd worker: %s (signal %d): draining\n", strsignal(sig), sig);
     if (registered) {
         snprintf(cmd, sizeof cmd, "deregister %s %s", service, url);
