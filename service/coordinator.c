@@ -66,6 +66,7 @@
 #define TICK_MS 20
 #define RECONCILE_MS 250
 #define PING_MS 200
+#define PING_STARTING_MS 25 /* a starting instance: joins the routing this soon after it is ready */
 #define PING_TIMEOUT_MS 1000
 #define STATE_WRITE_MS 500
 #define PUBLISH_MS 1000
@@ -639,7 +640,7 @@ static void inst_ping(coord *c, inst *i)
         return;
     }
     i->ping_phase = 0;
-    i->next_ping = now + PING_MS;
+    i->next_ping = now + (i->st == I_STARTING ? PING_STARTING_MS : PING_MS);
     if (rv != 0)
         goto failed;
     nng_msg *m = nng_aio_get_msg(i->aio);
