@@ -809,6 +809,10 @@ static void reconcile(coord *c)
                     i->next_start = now;
                 }
         }
+        /* ALTER writes "starting" to the catalog: the state we last wrote
+         * is no longer there, so write it again (write_state) */
+        if (!s->state || strcmp(s->state, m->state) != 0)
+            m->state[0] = '\0';
         for (int idx = 0; idx < s->desired_instances; idx++) {
             inst *i = inst_find(c, s->name, idx);
             if (!i)

@@ -155,6 +155,8 @@ def test_scale_in_without_jobs_is_immediate(db):
     rel = wait_until(lambda: [e for e in db.rows("SHOW SERVICE EVENTS") if e["event"] == "instance_released"
                               and len([1 for x in db.instances("dl")]) == 1], 30, "releases")
     check(all("no running job, nothing in flight" in e["reason"] for e in rel), "released for another reason: %r" % rel)
+    # the service's own state follows: ready again, not left "starting" by the ALTER
+    wait_until(lambda: db.service("dl")["state"] == "ready", 10, "the service ready after the scale-in")
 
 
 def test_scale_in_during_checkpoint_and_restore(db):
