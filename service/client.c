@@ -186,6 +186,8 @@ struct request {
     void *tag;
     svc_frame_header h;   /* REQUEST header of every part: id, method, flags, deadline */
     ros_batch args;       /* kept until finished: retries encode from it */
+    bool borrowed;        /* args are the caller's (svc_client_submit_rows): never freed */
+    uint32_t first;       /* the request is rows [first, ...) of args */
     uint64_t deadline;    /* monotonic ms */
     part *parts;
     uint32_t nparts, ndone;
@@ -956,7 +958,8 @@ static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc
         ros_error_set(&e, f.remote.code, "service \"%s\": %s", c->name, f.remote.message);
         snprintf(e.detail, sizeof e.detail, "%s", f.remote.detail);
         snprintf(e.hint, sizeof e.hint, "%s", f.remote.hint);
-        int64_t row = f.error_row >= 0 && f.error_row < want ? (int64_t)p->rows.start + f.error_row
+        int64_t row = f.error_row >= 0 && f.error_row < want
+                          ? (int64_t)(p->rows.start - r->first) + f.error_row
                                                               : -1;
         svc_frame_clear(&f);
         if (p->index == 0)
@@ -1033,7 +1036,9 @@ static void request_finish(svc_client *c, request *r)
     free(r->parts);
     r->parts = NULL;
     r->nparts = 0;
-    svc_batch_free(&r->args);
+    if (!r->borrowed)
+        svc_batch_free(&r->args);
+    memset(&r->args, 0, sizeof r->args); /* borrowed: not touched again */
     r->res.seq = r->seq;
     r->res.tag = r->tag;
     r->res.retries = r->resends;
@@ -1091,7 +1096,8 @@ static void request_free(request *r)
     for (uint32_t i = 0; i < r->nparts; i++)
         ros_vector_free(&r->parts[i].col);
     free(r->parts);
-    svc_batch_free(&r->args);
+    if (!r->borrowed)
+        svc_batch_free(&r->args);
     svc_result_clear(&r->res);
     free(r);
 }
@@ -1433,8 +1439,10 @@ int svc_client_submit(svc_client *c, uint64_t seq, const char *method, uint32_t 
     return svc_client_submit_prefer(c, seq, method, flags, args, tag, -1, err);
 }
 
-int svc_client_submit_prefer(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
-                             ros_batch *args, void *tag, int prefer_idx, ros_error *err)
+/* Submits rows [first, last) of args (taken unless borrowed). */
+static int submit(svc_client *c, uint64_t seq, const char *method, uint32_t flags, ros_batch *args,
+                  uint32_t first, uint32_t last, bool borrowed, void *tag, int prefer_idx,
+                  ros_error *err)
 {
     if (!args)
         return ros_error_set(err, ROS_ERR_INVALID_PARAMETER, "no arguments to send");
@@ -1456,7 +1464,7 @@ int svc_client_submit_prefer(svc_client *c, uint64_t seq, const char *method, ui
     }
     svc_row_range *ranges;
     uint32_t nparts;
-    if (svc_frame_split(&r->h, args, c->cfg.max_frame, &ranges, &nparts, err) < 0) {
+    if (svc_frame_split_rows(&r->h, args, first, last, c->cfg.max_frame, &ranges, &nparts, err) < 0) {
         free(r);
         return -1;
     }
@@ -1485,12 +1493,31 @@ int svc_client_submit_prefer(svc_client *c, uint64_t seq, const char *method, ui
     r->member_idx = -1;
     r->res.error_row = -1;
     r->res.member = -1;
-    r->args = *args; /* taken: the caller's batch is left empty */
-    memset(args, 0, sizeof *args);
+    r->args = *args;
+    r->borrowed = borrowed;
+    r->first = first;
+    if (!borrowed)
+        memset(args, 0, sizeof *args); /* taken: the caller's batch is left empty */
     req_append(&c->reqs, r);
     c->nout++;
     pump(c);
     return 0;
+}
+
+int svc_client_submit_prefer(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
+                             ros_batch *args, void *tag, int prefer_idx, ros_error *err)
+{
+    return submit(c, seq, method, flags, args, 0, args ? args->nrows : 0, false, tag, prefer_idx,
+                  err);
+}
+
+int svc_client_submit_rows(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
+                           const ros_batch *args, uint32_t first, uint32_t last, void *tag,
+                           int prefer_idx, ros_error *err)
+{
+    /* never written nor freed through: borrowed */
+    return submit(c, seq, method, flags, (ros_batch *)args, first, last, true, tag, prefer_idx,
+                  err);
 }
 
 int svc_client_poll(svc_client *c, int timeout_ms, svc_result *res)

@@ -130,6 +130,20 @@ int svc_client_submit_prefer(svc_client *c, uint64_t seq, const char *method, ui
                              ros_batch *args, void *tag, int prefer_idx, ros_error *err);
 
 /*
+ * svc_client_submit_prefer for rows [first, last) of args, which the client
+ * borrows instead of taking: the request is those rows (part ranges, a
+ * result of last - first rows, error_row counted from first), encoded from
+ * args whenever a part is sent or re-sent.  args (its columns and buffers)
+ * must stay alive and unchanged until the request is returned by
+ * svc_client_poll or the client is closed; the client never writes or frees
+ * it.  This spares the caller a copy of rows it keeps anyway (a proxy's
+ * staged rows).  Returns as svc_client_submit_prefer.
+ */
+int svc_client_submit_rows(svc_client *c, uint64_t seq, const char *method, uint32_t flags,
+                           const ros_batch *args, uint32_t first, uint32_t last, void *tag,
+                           int prefer_idx, ros_error *err);
+
+/*
  * Changes the config's max_inflight (0 = the default).  Lowering it takes
  * nothing back: requests already outstanding finish; svc_client_submit
  * returns 1 until fewer than the new limit are.

@@ -408,40 +408,51 @@ size_t svc_frame_size(const svc_frame_header *h, const ros_batch *b)
 int svc_frame_split(const svc_frame_header *h, const ros_batch *b, size_t max_frame,
                     svc_row_range **parts, uint32_t *nparts, ros_error *err)
 {
+    return svc_frame_split_rows(h, b, 0, b->nrows, max_frame, parts, nparts, err);
+}
+
+int svc_frame_split_rows(const svc_frame_header *h, const ros_batch *b, uint32_t first,
+                         uint32_t last, size_t max_frame, svc_row_range **parts,
+                         uint32_t *nparts, ros_error *err)
+{
     *parts = NULL;
     *nparts = 0;
     if (check_batch(b, err) < 0)
         return -1;
+    if (first > last || last > b->nrows)
+        return ros_error_set(err, ROS_ERR_INTERNAL, "rows %u..%u are not in a batch of %u rows",
+                             first, last, b->nrows);
     uint64_t lim = frame_limit(max_frame);
     uint64_t fixed = header_bytes(h);
-    if (fixed + rows_payload(b, 0, 0) > lim)
+    if (fixed + rows_payload(b, first, first) > lim)
         return ros_error_set(err, SVC_ERR_PROGRAM_LIMIT,
                              "frame of %llu bytes exceeds the limit of %llu bytes",
-                             (unsigned long long)(fixed + rows_payload(b, 0, 0)),
+                             (unsigned long long)(fixed + rows_payload(b, first, first)),
                              (unsigned long long)lim);
     uint32_t cap = 4, n = 0;
     svc_row_range *r = malloc(cap * sizeof *r);
     if (!r)
         return ros_error_oom(err);
-    if (fixed + rows_payload(b, 0, b->nrows) <= lim) { /* the common case: it fits */
-        r[0].start = 0;
-        r[0].end = b->nrows;
+    if (fixed + rows_payload(b, first, last) <= lim) { /* the common case: it fits */
+        r[0].start = first;
+        r[0].end = last;
         *parts = r;
         *nparts = 1;
         return 0;
     }
-    uint32_t start = 0;
+    uint32_t start = first;
     do {
-        if (b->nrows > 0 && fixed + rows_payload(b, start, start + 1) > lim) {
+        if (last > first && fixed + rows_payload(b, start, start + 1) > lim) {
             ros_error_set(err, SVC_ERR_PROGRAM_LIMIT,
                           "row %u needs a frame of %llu bytes, over the limit of %llu bytes",
-                          start, (unsigned long long)(fixed + rows_payload(b, start, start + 1)),
+                          start - first,
+                          (unsigned long long)(fixed + rows_payload(b, start, start + 1)),
                           (unsigned long long)lim);
             free(r);
             return -1;
         }
         /* Largest end with a fitting frame: the size grows with end. */
-        uint32_t lo = b->nrows ? start + 1 : 0, hi = b->nrows;
+        uint32_t lo = last > first ? start + 1 : first, hi = last;
         while (lo < hi) {
             uint32_t mid = lo + (hi - lo + 1) / 2;
             if (fixed + rows_payload(b, start, mid) <= lim)
@@ -462,7 +473,7 @@ int svc_frame_split(const svc_frame_header *h, const ros_batch *b, size_t max_fr
         r[n].end = lo;
         n++;
         start = lo;
-    } while (start < b->nrows);
+    } while (start < last);
     *parts = r;
     *nparts = n;
     return 0;
@@ -1244,6 +1255,36 @@ static int grow_col(ros_vector *d, uint32_t rows)
         d->values = nv;
     }
     d->cap = (uint32_t)cap;
+    return 0;
+}
+
+int svc_batch_reserve(ros_batch *b, const ros_type *types, uint32_t ncols, uint32_t rows,
+                      ros_error *err)
+{
+    if (rows > MAX_ROWS)
+        rows = MAX_ROWS;
+    if (b->ncols == 0 && b->nrows == 0 && ncols > 0) {
+        ros_vector *cols = calloc(ncols, sizeof *cols);
+        if (!cols)
+            return ros_error_oom(err);
+        for (uint32_t c = 0; c < ncols; c++)
+            ros_vector_init(&cols[c], types[c]);
+        free(b->cols);
+        b->cols = cols;
+        b->ncols = ncols;
+    }
+    if (b->ncols != ncols)
+        return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH,
+                             "batch of %u columns cannot take %u", b->ncols, ncols);
+    for (uint32_t c = 0; c < ncols; c++) {
+        ros_vector *d = &b->cols[c];
+        if (d->type != types[c])
+            return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH, "column %u: %d is not %d", c,
+                                 (int)d->type, (int)types[c]);
+        /* an empty column gets exactly rows, a longer one grows as appends do */
+        if (rows > d->cap && grow_col(d, rows) < 0)
+            return ros_error_oom(err);
+    }
     return 0;
 }
 

@@ -199,6 +199,17 @@ size_t svc_frame_size(const svc_frame_header *h, const ros_batch *b);
 int svc_frame_split(const svc_frame_header *h, const ros_batch *b, size_t max_frame,
                     svc_row_range **parts, uint32_t *nparts, ros_error *err);
 
+/*
+ * svc_frame_split for rows [first, last) of b: the ranges returned are rows
+ * of b (the first starts at first, the last ends at last; first == last
+ * gives one empty range), and a row that does not fit is named by its place
+ * in the range (row - first).  Fails as svc_frame_split does, and with XX000
+ * when the range is not within b.
+ */
+int svc_frame_split_rows(const svc_frame_header *h, const ros_batch *b, uint32_t first,
+                         uint32_t last, size_t max_frame, svc_row_range **parts,
+                         uint32_t *nparts, ros_error *err);
+
 /* ---------------------------------------------------------------- */
 /* Encoding.  All return 0 on success, -1 with err set; *out is NULL and
  * *outlen 0 on failure.  Output is malloc'd (free it) and at least 8-byte
@@ -310,6 +321,16 @@ const char *svc_frame_kind_name(uint16_t kind);
  * bytes, 53200 out of memory); dst's row count is unchanged on failure.
  */
 int svc_batch_append(ros_batch *dst, const ros_batch *src, ros_error *err);
+
+/*
+ * Makes room in b for rows rows (the validity bitmap, values or offsets; not
+ * varlen data) so that appends up to that many rows do not reallocate.  b
+ * must have ncols columns of the given types, or be empty (it takes them).
+ * Rows beyond 2^32 - 2 are not reserved.  Returns 0, or -1 with err set
+ * (42804 on a shape mismatch, 53200 out of memory).
+ */
+int svc_batch_reserve(ros_batch *b, const ros_type *types, uint32_t ncols, uint32_t rows,
+                      ros_error *err);
 
 /* Frees the columns of b and leaves it empty. */
 void svc_batch_free(ros_batch *b);

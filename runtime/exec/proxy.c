@@ -43,11 +43,22 @@
 #include "service/coordinator.h"
 
 typedef struct chunk {
-    ros_batch rows;  /* copy of one child batch */
+    ros_batch rows;  /* copy of the child's rows */
+    /* When every row is sent (no guard left a row out, no STRICT NULL
+     * argument): the call's arguments, row i of rows in row i, which the
+     * client borrows (svc_client_submit_rows) instead of a copy per
+     * request.  A column that is a plain column reference is the column of
+     * rows itself (a shallow copy: not owned, see args_owned); the others
+     * were evaluated and staged. */
+    ros_batch args;
+    bool args_owned[ROS_UDF_MAX_ARGS + 1];
     int refs;        /* units still using it */
 } chunk;
 
 typedef struct unit unit;
+
+/* Rows reserved at most for the rows accumulating towards a request. */
+#define RESERVE_ROWS_MAX (1u << 20)
 
 /* Rounds an ALONE request is asked again after dying with its instance
  * before its row is blamed (see req_failed). */
@@ -62,6 +73,8 @@ typedef struct preq {
     uint64_t seq;
     bool alone;          /* SVC_FLAG_ALONE */
     int victim_rounds;   /* times asked again after dying alone with its instance */
+    bool borrow;         /* its arguments are rows [u->start, u->end) of u->ch->args:
+                            submitted with svc_client_submit_rows (args empty) */
     bool submitted;
     bool done;
     bool ok;
@@ -75,7 +88,8 @@ struct unit {
     unit *next;
     chunk *ch;
     uint32_t start, end; /* rows of the chunk */
-    uint32_t *sent;      /* chunk rows sent (strict functions skip NULL arguments) */
+    uint32_t *sent;      /* chunk rows sent (strict functions skip NULL arguments);
+                            NULL: every row, start + k (see sent_row) */
     uint32_t nsent;
     preq **reqs;         /* its requests; failed ones are replaced by others */
     uint32_t nreqs, capreqs;
@@ -109,6 +123,10 @@ struct rt_proxy {
     ros_batch cur_args;  /* arguments of the rows to send */
     uint32_t *sent;      /* rows of cur to send (all but STRICT NULLs) */
     uint32_t nsent;
+    bool cur_all;        /* every row of cur is sent: sent is not kept (nsent counts
+                            them), and cur_args holds only the columns of arguments
+                            that are not plain column references (argcol) */
+    int argcol[ROS_UDF_MAX_ARGS + 1]; /* argument i is child column argcol[i], or -1 */
     rt_expr *guard;      /* which rows need the call, or NULL: all */
     ros_batch guarded;   /* the child's rows that need it, when not all do */
     uint64_t nfailed;    /* rows given the on_error treatment */
@@ -142,6 +160,24 @@ static int gather_batch(rt_proxy *px, const ros_batch *in, const uint32_t *sel, 
     return 0;
 }
 
+/* The row of u's chunk that is its k-th sent row. */
+static inline uint32_t sent_row(const unit *u, uint32_t k)
+{
+    return u->sent ? u->sent[k] : u->start + k;
+}
+
+static void chunk_free(chunk *ch)
+{
+    if (!ch)
+        return;
+    rt_batch_free(&ch->rows);
+    for (uint32_t i = 0; i < ch->args.ncols; i++)
+        if (ch->args_owned[i])
+            ros_vector_free(&ch->args.cols[i]);
+    free(ch->args.cols);
+    free(ch);
+}
+
 static void preq_free(preq *r)
 {
     if (!r)
@@ -156,10 +192,10 @@ static void unit_free(unit *u)
 {
     if (!u)
         return;
-    if (u->ch && --u->ch->refs == 0) {
-        rt_batch_free(&u->ch->rows);
-        free(u->ch);
-    }
+    /* a borrowed request (preq.borrow) is always answered before its
+     * unit is freed, or the client is closed first (rt_proxy_free) */
+    if (u->ch && --u->ch->refs == 0)
+        chunk_free(u->ch);
     free(u->sent);
     for (uint32_t i = 0; i < u->nreqs; i++)
         preq_free(u->reqs[i]);
@@ -233,6 +269,8 @@ rt_proxy *rt_proxy_open(rt_exec_ctx *ctx, const plan_node *p, ros_error *err)
             goto fail;
     if (p->u.proxy.guard && !(px->guard = rt_expr_compile(ctx, p->u.proxy.guard, err)))
         goto fail;
+    for (int i = 0; i < p->u.proxy.nargs; i++)
+        px->argcol[i] = p->u.proxy.args[i]->kind == PE_COLUMN ? p->u.proxy.args[i]->u.column : -1;
 
     svc_client_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -267,10 +305,7 @@ void rt_proxy_free(rt_proxy *px)
         unit_free(px->head);
         px->head = n;
     }
-    if (px->cur) {
-        rt_batch_free(&px->cur->rows);
-        free(px->cur);
-    }
+    chunk_free(px->cur);
     svc_batch_free(&px->cur_args);
     free(px->sent);
     for (int i = 0; px->args && i < px->plan->u.proxy.nargs; i++)
@@ -318,6 +353,65 @@ static int append_rows(ros_batch *dst, const ros_vector *const *src, int ncols, 
     return rc;
 }
 
+/* Whether a row of v's first n is NULL (ros_vector_is_null). */
+static bool has_null(const ros_vector *v, uint32_t n)
+{
+    if (!v->validity)
+        return false;
+    uint32_t full = n / 8;
+    for (uint32_t i = 0; i < full; i++)
+        if (v->validity[i] != 0xff)
+            return true;
+    for (uint32_t r = full * 8; r < n; r++)
+        if (!(v->validity[r >> 3] & (1u << (r & 7))))
+            return true;
+    return false;
+}
+
+/* Appends rows 0..n of each src[i] (i < ncols) to dst's column i, when
+ * present (src[i] NULL: column i is left alone); dst's columns may differ
+ * in length, so each is appended as a batch of its own.  dst->nrows is not
+ * changed. */
+static int append_cols(ros_batch *dst, const ros_vector *const *src, int ncols, uint32_t n, ros_error *err)
+{
+    for (int i = 0; i < ncols; i++) {
+        if (!src[i])
+            continue;
+        ros_vector s1 = *src[i]; /* a view: svc_batch_append does not write it */
+        ros_batch d = {1, dst->cols[i].len, &dst->cols[i]};
+        ros_batch b = {1, n, &s1};
+        if (svc_batch_append(&d, &b, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Switches the rows being accumulated from "every row sent" (cur_all) to a
+ * list of the rows sent: the first nsent rows of cur are, and the argument
+ * columns that were not staged (plain column references) are copied from
+ * cur's rows. */
+static int leave_all(rt_proxy *px, ros_error *err)
+{
+    int nargs = px->plan->u.proxy.nargs;
+    uint32_t n = px->nsent;
+    px->cur_all = false;
+    if (n == 0)
+        return 0;
+    uint32_t *sent = realloc(px->sent, sizeof(uint32_t) * n);
+    if (!sent)
+        return ros_error_oom(err);
+    px->sent = sent;
+    for (uint32_t k = 0; k < n; k++)
+        sent[k] = k;
+    const ros_vector *src[ROS_UDF_MAX_ARGS + 1];
+    for (int i = 0; i < nargs; i++)
+        src[i] = px->argcol[i] >= 0 ? &px->cur->rows.cols[px->argcol[i]] : NULL;
+    if (append_cols(&px->cur_args, src, nargs, n, err) < 0)
+        return -1;
+    px->cur_args.nrows = n;
+    return 0;
+}
+
 /* Cuts the accumulated rows into units of at most max_batch rows. */
 static int cut_units(rt_proxy *px, ros_error *err)
 {
@@ -329,8 +423,31 @@ static int cut_units(rt_proxy *px, ros_error *err)
     int nargs = p->u.proxy.nargs;
     uint32_t batch = p->u.proxy.max_batch ? p->u.proxy.max_batch : 1;
     uint32_t nrows = ch->rows.nrows;
-    uint32_t k = 0; /* next entry of cur_sent */
+    bool all = px->cur_all && px->nsent == nrows;
     int rc = 0;
+    if (all && nrows > 0) {
+        /* every row is sent: the chunk keeps the arguments, and each
+         * request is a range of them that the client borrows */
+        if (px->cur_args.ncols != (uint32_t)nargs) {
+            rc = ros_error_set(err, ROS_ERR_INTERNAL, "proxy arguments have %u columns, not %d",
+                               px->cur_args.ncols, nargs);
+        } else {
+            ch->args = px->cur_args;
+            memset(&px->cur_args, 0, sizeof px->cur_args);
+            ch->args.nrows = nrows;
+            for (int i = 0; i < nargs; i++) {
+                ch->args_owned[i] = px->argcol[i] < 0;
+                if (px->argcol[i] >= 0) {
+                    ros_vector_free(&ch->args.cols[i]); /* empty */
+                    ch->args.cols[i] = ch->rows.cols[px->argcol[i]];
+                }
+            }
+        }
+    } else if (px->cur_all && px->nsent != nrows) {
+        rc = ros_error_set(err, ROS_ERR_INTERNAL, "proxy rows and arguments differ (%u, %u)", nrows,
+                           px->nsent);
+    }
+    uint32_t k = 0; /* next entry of cur_sent */
     for (uint32_t start = 0; start < nrows && rc == 0; start += batch) {
         uint32_t end = start + batch < nrows ? start + batch : nrows;
         unit *u = calloc(1, sizeof *u);
@@ -349,6 +466,16 @@ static int cut_units(rt_proxy *px, ros_error *err)
             px->head = u;
         px->tail = u;
         px->pending_rows += end - start;
+        if (all) {
+            u->nsent = end - start; /* u->sent NULL: all of them */
+            preq *r = add_req(px, u, NULL, u->nsent, false);
+            if (!r) {
+                rc = ros_error_oom(err);
+                break;
+            }
+            r->borrow = true;
+            continue;
+        }
         uint32_t lo = k;
         while (k < px->nsent && px->sent[k] < end)
             k++;
@@ -375,10 +502,9 @@ static int cut_units(rt_proxy *px, ros_error *err)
     }
     svc_batch_free(&px->cur_args);
     px->nsent = 0;
-    if (ch->refs == 0) {
-        rt_batch_free(&ch->rows);
-        free(ch);
-    }
+    px->cur_all = false;
+    if (ch->refs == 0)
+        chunk_free(ch);
     return rc;
 }
 
@@ -387,6 +513,13 @@ static int cut_units(rt_proxy *px, ros_error *err)
  * max_batch (or the input ends) they are cut into units.  Requests so hold
  * max_batch rows whatever the child's batch size.  Returns 1, 0 at the end
  * of the input, -1 on error.
+ *
+ * While every row is sent (no guard leaves one out, no STRICT NULL
+ * argument) the rows are kept once: arguments that are plain column
+ * references are not copied at all (the request borrows the chunk's column,
+ * see cut_units), the others are appended as evaluated, and no list of the
+ * rows sent is kept.  The first row left out switches the chunk to the list
+ * (leave_all).
  */
 static int pull(rt_proxy *px, rt_op *child, ros_error *err)
 {
@@ -421,6 +554,9 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
                 return ros_error_oom(err);
             }
             ab = &px->guarded;
+        } else {
+            free(gsel); /* every row: as without a guard */
+            gsel = NULL;
         }
     }
     const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
@@ -429,55 +565,112 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
             free(gsel);
             return -1;
         }
-    if (!px->cur) {
+    /* STRICT: rows with a NULL argument are not sent */
+    bool strict_nulls = false;
+    for (int i = 0; i < nargs && gn > 0 && p->u.proxy.strict && !strict_nulls; i++)
+        strict_nulls = has_null(argv[i], gn);
+    bool all = !gsel && !strict_nulls; /* every row of in is sent */
+    bool fresh = !px->cur;
+    if (fresh) {
         px->cur = calloc(1, sizeof *px->cur);
         if (!px->cur) {
             free(gsel);
             return ros_error_oom(err);
         }
+        px->cur_all = true;
+        px->nsent = 0;
     }
     chunk *ch = px->cur;
     uint32_t base = ch->rows.nrows;
+    if (fresh && p->u.proxy.max_batch > 1) {
+        /* room for a request's rows (the chunk is cut once it has
+         * max_batch): appends then never reallocate */
+        uint64_t want = (uint64_t)p->u.proxy.max_batch + in->nrows;
+        uint32_t rows = want > RESERVE_ROWS_MAX ? RESERVE_ROWS_MAX : (uint32_t)want;
+        ros_type types[in->ncols + 1];
+        for (uint32_t c = 0; c < in->ncols; c++)
+            types[c] = in->cols[c].type;
+        if (svc_batch_reserve(&ch->rows, types, in->ncols, rows, err) < 0) {
+            free(gsel);
+            return -1;
+        }
+    }
     if (svc_batch_append(&ch->rows, in, err) < 0) {
         free(gsel);
         return -1;
     }
-    /* rows to send: all (that need the call), or for a STRICT function those
-     * without a NULL argument */
-    uint32_t *sel = malloc(sizeof(uint32_t) * (gn ? gn : 1));
-    uint32_t *more = realloc(px->sent, sizeof(uint32_t) * (px->nsent + in->nrows));
-    if (!sel || !more) {
-        free(sel);
+    if (px->cur_all && !all && leave_all(px, err) < 0) {
         free(gsel);
-        return ros_error_oom(err);
+        return -1;
     }
-    px->sent = more;
-    uint32_t n = 0;
-    for (uint32_t r = 0; r < gn; r++) {
-        bool skip = false;
-        for (int i = 0; i < nargs && p->u.proxy.strict && !skip; i++)
-            skip = ros_vector_is_null(argv[i], r);
-        if (!skip) {
-            sel[n++] = r;
-            px->sent[px->nsent++] = base + (gsel ? gsel[r] : r);
-        }
-    }
-    free(gsel);
-    if (n > 0 && px->cur_args.ncols == 0 && px->cur_args.nrows == 0) {
+    if (gn > 0 && px->cur_args.ncols == 0 && px->cur_args.nrows == 0) {
         /* first rows: the argument batch takes the argument types */
         px->cur_args.cols = calloc((size_t)nargs + 1, sizeof(ros_vector));
         if (!px->cur_args.cols) {
-            free(sel);
+            free(gsel);
             return ros_error_oom(err);
         }
         px->cur_args.ncols = (uint32_t)nargs;
         for (int i = 0; i < nargs; i++)
             ros_vector_init(&px->cur_args.cols[i], argv[i]->type);
     }
-    rc = n > 0 ? append_rows(&px->cur_args, argv, nargs, sel, n, err) : 0;
-    free(sel);
-    if (rc < 0)
-        return -1;
+    if (px->cur_all) {
+        /* every row so far is sent: stage the evaluated arguments only */
+        const ros_vector *src[ROS_UDF_MAX_ARGS + 1];
+        bool any = false;
+        for (int i = 0; i < nargs; i++) {
+            src[i] = px->argcol[i] < 0 ? argv[i] : NULL;
+            any = any || src[i];
+        }
+        if (any && fresh && p->u.proxy.max_batch > 1) {
+            uint64_t want = (uint64_t)p->u.proxy.max_batch + in->nrows;
+            uint32_t rows = want > RESERVE_ROWS_MAX ? RESERVE_ROWS_MAX : (uint32_t)want;
+            for (int i = 0; i < nargs; i++) {
+                ros_batch one = {1, px->cur_args.cols[i].len, &px->cur_args.cols[i]};
+                if (src[i] && svc_batch_reserve(&one, &src[i]->type, 1, rows, err) < 0)
+                    return -1;
+            }
+        }
+        if (append_cols(&px->cur_args, src, nargs, gn, err) < 0)
+            return -1;
+        px->nsent += gn;
+    } else {
+        /* rows to send: all (that need the call), or for a STRICT function
+         * those without a NULL argument */
+        uint32_t *sel = malloc(sizeof(uint32_t) * (gn ? gn : 1));
+        uint32_t *more = realloc(px->sent, sizeof(uint32_t) * (px->nsent + in->nrows));
+        if (!sel || !more) {
+            free(sel);
+            if (more)
+                px->sent = more;
+            free(gsel);
+            return ros_error_oom(err);
+        }
+        px->sent = more;
+        uint32_t n = 0;
+        for (uint32_t r = 0; r < gn; r++) {
+            bool skip = false;
+            for (int i = 0; i < nargs && strict_nulls && !skip; i++)
+                skip = ros_vector_is_null(argv[i], r);
+            if (!skip) {
+                sel[n++] = r;
+                px->sent[px->nsent++] = base + (gsel ? gsel[r] : r);
+            }
+        }
+        if (n == gn && n > 0) { /* no row left out of the evaluated ones: no gather */
+            rc = append_cols(&px->cur_args, argv, nargs, n, err);
+            if (rc == 0)
+                px->cur_args.nrows += n;
+        } else if (n > 0) {
+            rc = append_rows(&px->cur_args, argv, nargs, sel, n, err);
+        }
+        free(sel);
+        if (rc < 0) {
+            free(gsel);
+            return -1;
+        }
+    }
+    free(gsel);
     if (ch->rows.nrows >= p->u.proxy.max_batch && cut_units(px, err) < 0)
         return -1;
     return 1;
@@ -500,9 +693,12 @@ static int submit_pending(rt_proxy *px, ros_error *err)
             if (r->done || r->submitted)
                 continue;
             /* a restored request goes back to the instance that has its answer */
-            int rc = svc_client_submit_prefer(px->client, r->seq, p->u.proxy.method,
-                                              flags | (r->alone ? SVC_FLAG_ALONE : 0), &r->args, r,
-                                              r->restored ? r->member : -1, err);
+            uint32_t fl = flags | (r->alone ? SVC_FLAG_ALONE : 0);
+            int rc = r->borrow ? svc_client_submit_rows(px->client, r->seq, p->u.proxy.method, fl,
+                                                        &u->ch->args, u->start, u->end, r, -1, err)
+                               : svc_client_submit_prefer(px->client, r->seq, p->u.proxy.method, fl,
+                                                          &r->args, r, r->restored ? r->member : -1,
+                                                          err);
             if (rc < 0) {
                 if (!err->detail[0])
                     ros_error_detail(err, "While sending arguments of %s to service \"%s\".", p->u.proxy.function,
@@ -556,7 +752,8 @@ static void describe_args(rt_proxy *px, unit *u, uint32_t k, char *out, size_t c
     ros_error_clear(&ignore);
     char *buf = NULL;
     size_t len, bcap = 0;
-    if (eval_args_on(px, &u->ch->rows, &u->sent[k], 1, argv, &ignore) == 0)
+    uint32_t row = sent_row(u, k);
+    if (eval_args_on(px, &u->ch->rows, &row, 1, argv, &ignore) == 0)
         for (int a = 0; a < px->plan->u.proxy.nargs; a++) {
             len = 0;
             int r = ros_format_value(argv[a], 0, &buf, &len, &bcap);
@@ -621,7 +818,7 @@ static int build_args(rt_proxy *px, preq *r, ros_error *err)
         return ros_error_oom(err);
     }
     for (uint32_t i = 0; i < r->n; i++)
-        sel[i] = u->sent[r->idx ? r->idx[i] : i];
+        sel[i] = sent_row(u, r->idx ? r->idx[i] : i);
     const ros_vector *argv[ROS_UDF_MAX_ARGS + 1];
     int rc = eval_args_on(px, &u->ch->rows, sel, r->n, argv, err);
     free(sel);
@@ -826,7 +1023,7 @@ static int emit(rt_proxy *px, unit *u, ros_batch *out, ros_error *err)
         }
         uint32_t m = 0;
         for (uint32_t r = u->start, k = 0; r < u->end; r++) {
-            bool sent = k < u->nsent && u->sent[k] == r;
+            bool sent = k < u->nsent && sent_row(u, k) == r;
             if (!(sent && u->bad[k]))
                 keep[m++] = r;
             k += sent;
@@ -854,7 +1051,7 @@ static int emit(rt_proxy *px, unit *u, ros_batch *out, ros_error *err)
     } else if (rc == 0) {
         ros_vector_reset(res);
         for (uint32_t r = u->start, k = 0; r < u->end && rc == 0; r++) {
-            bool sent = k < u->nsent && u->sent[k] == r;
+            bool sent = k < u->nsent && sent_row(u, k) == r;
             if (sent && skip && u->bad[k]) {
                 k++;
                 continue;
@@ -1029,7 +1226,7 @@ int rt_proxy_snapshot(rt_proxy *px, rt_wbuf *w, ros_error *err)
         }
         rt_w_u32(w, u->nsent);
         for (uint32_t k = 0; k < u->nsent; k++)
-            rt_w_u32(w, u->sent[k] - u->start);
+            rt_w_u32(w, sent_row(u, k) - u->start);
         rt_w_u32(w, u->nbad);
         if (u->nbad)
             rt_w_bytes(w, u->bad, u->nsent);

@@ -1096,6 +1096,94 @@ static void test_split_reassemble(void **state)
     fake_stop(f);
 }
 
+/* Row i of a equals row j of b. */
+static bool same_row(const ros_vector *a, uint32_t i, const ros_vector *b, uint32_t j)
+{
+    bool an = a->type == ROS_TYPE_NULL || ros_vector_is_null(a, i);
+    bool bn = b->type == ROS_TYPE_NULL || ros_vector_is_null(b, j);
+    if (an || bn)
+        return an == bn;
+    if (ros_type_is_varlen(a->type)) {
+        uint32_t al, bl;
+        const uint8_t *ap = ros_vector_bytes(a, i, &al);
+        const uint8_t *bp = ros_vector_bytes(b, j, &bl);
+        return al == bl && (al == 0 || memcmp(ap, bp, al) == 0);
+    }
+    size_t w = ros_type_width(a->type);
+    return memcmp((const uint8_t *)a->values + i * w, (const uint8_t *)b->values + j * w, w) == 0;
+}
+
+/* svc_client_submit_rows: a range of a batch the client borrows (never
+ * frees or writes), split into parts when it does not fit, re-sent from the
+ * same rows; the answer and error_row count from the range's first row. */
+static void test_submit_rows(void **state)
+{
+    (void)state;
+    fake *f = fake_start(FAKE_ECHO, "rows", 0);
+    svc_client *c = client_open(8, 5000, 0, 2048);
+    members_of(c, &f, 1);
+    wait_connected(c, 1);
+    static const ros_type types[] = {ROS_TYPE_INT64, ROS_TYPE_TEXT, ROS_TYPE_BOOL, ROS_TYPE_NULL};
+    static const uint32_t ranges[][2] = {{0, 3000}, {1, 2999}, {1000, 1001}, {2999, 3000}, {17, 17}};
+    for (uint32_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        ros_batch b;
+        make_batch(&b, types[k], 3000, k, true);
+        ros_batch keep = b;
+        ros_vector col = b.cols[0];
+        for (uint32_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+            uint32_t first = ranges[r][0], last = ranges[r][1];
+            uint64_t seq = 2000 + k * 10 + r;
+            ros_error err;
+            ros_error_clear(&err);
+            assert_int_equal(svc_client_submit_rows(c, seq, "m", 0, &b, first, last, &b, -1, &err), 0);
+            /* borrowed: the caller's batch is as it was */
+            assert_memory_equal(&b, &keep, sizeof b);
+            assert_memory_equal(&b.cols[0], &col, sizeof col);
+            svc_result res;
+            poll_one(c, &res);
+            if (!res.ok)
+                fail_msg("seq %llu failed: %s", (unsigned long long)seq, res.error.message);
+            assert_int_equal(res.seq, seq);
+            assert_ptr_equal(res.tag, &b);
+            assert_int_equal(res.out.len, last - first);
+            for (uint32_t i = 0; i < last - first; i++)
+                if (!same_row(&res.out, i, &b.cols[0], first + i))
+                    fail_msg("type %d range %u..%u: row %u differs", (int)types[k], first, last, i);
+            svc_result_clear(&res);
+        }
+        svc_batch_free(&b);
+    }
+    /* out of the batch, or a row over the limit: refused, nothing kept */
+    ros_batch b;
+    make_batch(&b, ROS_TYPE_INT64, 10, 1, false);
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_client_submit_rows(c, 1, NULL, 0, &b, 5, 11, NULL, -1, &err), -1);
+    assert_int_equal(svc_client_outstanding(c), 0);
+    svc_batch_free(&b);
+    svc_client_close(c);
+    fake_stop(f);
+
+    /* error_row counts from the range: part 1 (its rows 4..7) fails at its
+     * row 3 (see test_error_passthrough for the sizes) */
+    f = fake_start(FAKE_ERROR, "rows-error", 1);
+    c = client_open(4, 5000, 3, 120);
+    members_of(c, &f, 1);
+    wait_connected(c, 1);
+    make_batch(&b, ROS_TYPE_INT64, 50, 1, false);
+    ros_error_clear(&err);
+    assert_int_equal(svc_client_submit_rows(c, 7, "m", 0, &b, 20, 30, NULL, -1, &err), 0);
+    svc_result res;
+    poll_one(c, &res);
+    assert_false(res.ok);
+    assert_string_equal(res.error.code, ROS_ERR_DIVISION_BY_ZERO);
+    assert_int_equal(res.error_row, 7);
+    svc_result_clear(&res);
+    svc_client_close(c);
+    svc_batch_free(&b);
+    fake_stop(f);
+}
+
 /* svc_result.reused: set when every part's answer carried SVC_FLAG_REUSED,
  * false for answers without it (older workers) and for failures. */
 static void test_reused_flag(void **state)
@@ -1552,6 +1640,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_split_reassemble),
         cmocka_unit_test(test_reused_flag),
         cmocka_unit_test(test_membership_replaced),
+        cmocka_unit_test(test_submit_rows),
         cmocka_unit_test(test_subscribe),
         cmocka_unit_test(test_public_api),
     };

@@ -668,6 +668,111 @@ static void test_split_and_reassemble(void **state)
     free_batch(&b);
 }
 
+/* svc_frame_split_rows: a range of a batch, cut the way svc_frame_split cuts
+ * a batch of those rows alone; svc_batch_reserve. */
+static void test_split_rows_and_reserve(void **state)
+{
+    (void)state;
+    ros_batch b;
+    make_batch(&b, 2000);
+    svc_frame_header h;
+    request_header(&h);
+    ros_error err;
+    ros_error_clear(&err);
+    static const uint32_t ranges[][2] = {{0, 2000}, {0, 0}, {17, 17}, {5, 1999}, {1000, 2000}, {333, 334}};
+    static const size_t limits[] = {1024, 4096, 1 << 20};
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+        uint32_t first = ranges[r][0], last = ranges[r][1];
+        /* the same rows as a batch of their own */
+        ros_batch own = {0};
+        svc_frame_header eh;
+        request_header(&eh);
+        uint8_t *buf;
+        size_t len;
+        assert_int_equal(svc_frame_encode_rows(&eh, &b, first, last, 0, &buf, &len, &err), 0);
+        svc_frame f;
+        assert_int_equal(svc_frame_decode(buf, len, 0, &f, &err), 0);
+        assert_int_equal(svc_batch_append(&own, &f.batch, &err), 0);
+        svc_frame_clear(&f);
+        free(buf);
+        for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+            svc_row_range *pr, *po;
+            uint32_t npr, npo;
+            assert_int_equal(svc_frame_split_rows(&h, &b, first, last, limits[k], &pr, &npr, &err), 0);
+            assert_int_equal(svc_frame_split(&h, &own, limits[k], &po, &npo, &err), 0);
+            /* rows of b, the same cuts as for the rows alone */
+            assert_int_equal(npr, npo);
+            for (uint32_t i = 0; i < npr; i++) {
+                assert_int_equal(pr[i].start, po[i].start + first);
+                assert_int_equal(pr[i].end, po[i].end + first);
+            }
+            assert_int_equal(pr[0].start, first);
+            assert_int_equal(pr[npr - 1].end, last);
+            free(pr);
+            free(po);
+        }
+        svc_batch_free(&own);
+    }
+    /* ranges outside the batch */
+    svc_row_range *parts;
+    uint32_t nparts;
+    assert_fails_with(svc_frame_split_rows(&h, &b, 10, 2001, 0, &parts, &nparts, &err), err,
+                      ROS_ERR_INTERNAL);
+    assert_null(parts);
+    assert_fails_with(svc_frame_split_rows(&h, &b, 11, 10, 0, &parts, &nparts, &err), err,
+                      ROS_ERR_INTERNAL);
+    /* a row over the limit is named by its place in the range */
+    ros_batch big = {.ncols = 1, .nrows = 4, .cols = calloc(1, sizeof(ros_vector))};
+    ros_vector_init(&big.cols[0], ROS_TYPE_BYTEA);
+    static uint8_t blob[5000];
+    assert_int_equal(ros_vector_append_bytes(&big.cols[0], blob, 10), 0);
+    assert_int_equal(ros_vector_append_bytes(&big.cols[0], blob, 10), 0);
+    assert_int_equal(ros_vector_append_bytes(&big.cols[0], blob, sizeof blob), 0);
+    assert_int_equal(ros_vector_append_bytes(&big.cols[0], blob, 10), 0);
+    ros_error_clear(&err);
+    assert_fails_with(svc_frame_split_rows(&h, &big, 1, 4, 4096, &parts, &nparts, &err), err,
+                      SVC_ERR_PROGRAM_LIMIT);
+    assert_non_null(strstr(err.message, "row 1 needs a frame of"));
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_split_rows(&h, &big, 3, 4, 4096, &parts, &nparts, &err), 0);
+    assert_int_equal(nparts, 1);
+    free(parts);
+    free_batch(&big);
+
+    /* reserve: an empty batch takes the types; appends up to the reserved
+     * rows do not move the buffers */
+    ros_batch dst = {0};
+    ros_type types[16];
+    for (uint32_t c = 0; c < b.ncols; c++)
+        types[c] = b.cols[c].type;
+    assert_int_equal(svc_batch_reserve(&dst, types, b.ncols, 2000, &err), 0);
+    assert_int_equal(dst.ncols, b.ncols);
+    assert_int_equal(dst.nrows, 0);
+    void *vals[16];
+    for (uint32_t c = 0; c < b.ncols; c++) {
+        assert_true(dst.cols[c].cap >= 2000);
+        vals[c] = ros_type_is_varlen(types[c]) ? (void *)dst.cols[c].offsets : dst.cols[c].values;
+    }
+    for (uint32_t at = 0; at < 2000; at += 500) {
+        ros_batch part;
+        make_batch(&part, 500);
+        assert_int_equal(svc_batch_append(&dst, &part, &err), 0);
+        free_batch(&part);
+    }
+    assert_int_equal(dst.nrows, 2000);
+    for (uint32_t c = 0; c < b.ncols; c++)
+        assert_ptr_equal(vals[c], ros_type_is_varlen(types[c]) ? (void *)dst.cols[c].offsets
+                                                                : dst.cols[c].values);
+    /* a shape mismatch is refused */
+    types[0] = types[0] == ROS_TYPE_INT64 ? ROS_TYPE_TEXT : ROS_TYPE_INT64;
+    assert_fails_with(svc_batch_reserve(&dst, types, dst.ncols, 4000, &err), err,
+                      ROS_ERR_DATATYPE_MISMATCH);
+    assert_fails_with(svc_batch_reserve(&dst, types, dst.ncols - 1, 4000, &err), err,
+                      ROS_ERR_DATATYPE_MISMATCH);
+    svc_batch_free(&dst);
+    free_batch(&b);
+}
+
 /* ---------------------------------------------------------------- */
 /* Validity bitmaps on the wire */
 
@@ -1428,6 +1533,7 @@ int main(void)
         cmocka_unit_test(test_encode_rejects),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_split_and_reassemble),
+        cmocka_unit_test(test_split_rows_and_reserve),
         cmocka_unit_test(test_validity_only_with_nulls),
         cmocka_unit_test(test_append_bulk),
         cmocka_unit_test(test_decode_rejects),
