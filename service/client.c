@@ -214,6 +214,7 @@ typedef struct req_list {
 
 struct svc_client {
     svc_client_config cfg;  /* defaults applied; cfg.service points to name */
+    bool adhoc;             /* cfg.job was drawn at random: requests carry SVC_FLAG_NO_STORE */
     char *name;
     size_t frame_limit;     /* max_frame with the default applied */
     size_t reply_limit;     /* limit for decoding replies (>= REPLY_MIN_LIMIT) */
@@ -1408,7 +1409,10 @@ svc_client *svc_client_open(const svc_client_config *cfg, ros_error *err)
     c->frame_limit = c->cfg.max_frame ? c->cfg.max_frame : SVC_FRAME_DEFAULT_MAX;
     c->reply_limit = c->frame_limit > REPLY_MIN_LIMIT ? c->frame_limit : REPLY_MIN_LIMIT;
     if (!c->cfg.job) {
-        /* ad-hoc: a random job id, top bit set as for the proxy operator's */
+        /* ad-hoc: a random job id, top bit set as for the proxy operator's.
+         * Nobody asks under it again once answered: requests say so
+         * (SVC_FLAG_NO_STORE), and instances keep their cache for others. */
+        c->adhoc = true;
         if (getrandom(&c->cfg.job, sizeof c->cfg.job, 0) != sizeof c->cfg.job)
             c->cfg.job = ((uint64_t)ros_unix_ms()) ^ ((uint64_t)(uintptr_t)c << 16);
         c->cfg.job |= 1ull << 63;
@@ -1455,7 +1459,7 @@ static int submit(svc_client *c, uint64_t seq, const char *method, uint32_t flag
         return ros_error_oom(err);
     svc_request_id id = {.job = c->cfg.job, .op = c->cfg.op, .seq = seq};
     svc_frame_header_init(&r->h, SVC_KIND_REQUEST, &id);
-    r->h.flags |= flags;
+    r->h.flags |= flags | (c->adhoc ? SVC_FLAG_NO_STORE : 0);
     r->h.attempt = c->cfg.attempt;
     r->h.deadline_ms = ((uint64_t)ros_unix_ms()) + c->cfg.timeout_ms;
     if (method && svc_frame_set_method(&r->h, method, strlen(method), err) < 0) {

@@ -72,6 +72,10 @@ typedef enum svc_frame_kind {
 #define SVC_FLAG_REUSED (1u << 16) /* RESPONSE: not computed for this request: answered from
                                       the result cache, or by a request of the same id and
                                       content already queued or running when it arrived */
+#define SVC_FLAG_NO_STORE (1u << 17) /* REQUEST: the asker will not ask for this answer again
+                                        once it has it (an ad-hoc query: its job id is drawn
+                                        at random), so the worker need not keep it in its
+                                        result cache; lookups and duplicates are unchanged */
 
 /*
  * Name of a question.  seq does not depend on the attempt, so a retry, a

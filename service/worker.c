@@ -1248,7 +1248,10 @@ static void deliver(svc_worker *w, wreq *r, nng_msg *m, bool ok, uint32_t rows)
 {
     uint8_t *copy = NULL;
     size_t len = m ? nng_msg_len(m) : 0;
-    if (ok && m && r->keyed && w->cache_entries && len <= CACHE_BYTES / 4 && (copy = malloc(len)))
+    /* NO_STORE: the asker (an ad-hoc query) will not ask again, so the copy,
+     * and on a young worker the fresh pages it lands on, would be waste */
+    bool store = ok && m && r->keyed && w->cache_entries && !(r->f.h.flags & SVC_FLAG_NO_STORE);
+    if (store && len <= CACHE_BYTES / 4 && (copy = malloc(len)))
         memcpy(copy, nng_msg_body(m), len);
 
     pthread_mutex_lock(&w->mtx);

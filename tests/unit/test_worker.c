@@ -1010,6 +1010,70 @@ static void test_client_reused(void **state)
     fx_stop(&fx);
 }
 
+/* SVC_FLAG_NO_STORE: the answer is not kept in the cache (a replay is
+ * computed again), but an answer already cached is still a hit; a client
+ * with a random (ad-hoc) job id sets the flag, one with a job id does not. */
+static void test_no_store(void **state)
+{
+    (void)state;
+    fixture fx;
+    svc_worker_config cfg = config("builtin:echo", NULL);
+    cfg.cache_entries = 64;
+    fx_start(&fx, cfg, true);
+    ros_batch b;
+    batch_seq(&b, 7, 20);
+    uint8_t *buf;
+    size_t len;
+    svc_frame f;
+    for (int i = 0; i < 2; i++) {
+        req_frame(5, 1, 1, 0, SVC_FLAG_NO_STORE, 0, &b, &buf, &len);
+        rpc(fx.s, buf, len, &f);
+        assert_seq(&f, 7, 20);
+        assert_false(reused(&f));
+        svc_frame_clear(&f);
+    }
+    assert_int_equal(svc_worker_cache_hits(fx.w), 0);
+    assert_int_equal(svc_worker_handler_calls(fx.w), 2);
+    /* stored without the flag, then a hit with it */
+    req_frame(5, 1, 2, 0, 0, 0, &b, &buf, &len);
+    rpc(fx.s, buf, len, &f);
+    svc_frame_clear(&f);
+    req_frame(5, 1, 2, 0, SVC_FLAG_NO_STORE, 0, &b, &buf, &len);
+    rpc(fx.s, buf, len, &f);
+    assert_seq(&f, 7, 20);
+    assert_true(reused(&f));
+    svc_frame_clear(&f);
+    assert_int_equal(svc_worker_cache_hits(fx.w), 1);
+    assert_int_equal(svc_worker_handler_calls(fx.w), 3);
+    svc_batch_free(&b);
+
+    /* an ad-hoc client: nothing stored, so a replay is computed again */
+    svc_client_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.service = "w";
+    cc.timeout_ms = 5000;
+    cc.op = 2;
+    ros_error err;
+    ros_error_clear(&err);
+    svc_client *c = svc_client_open(&cc, &err);
+    assert_non_null(c);
+    svc_member m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.url, sizeof m.url, "%s", fx.url);
+    assert_int_equal(svc_client_set_members(c, &m, 1, &err), 0);
+    assert_false(client_call(c, 1, 0, 10, 50));
+    assert_false(client_call(c, 1, 0, 10, 50));
+    assert_int_equal(svc_worker_handler_calls(fx.w), 5);
+    svc_client_close(c);
+    /* a job's client: stored, the replay is a hit */
+    c = open_client(fx.url, 0);
+    assert_false(client_call(c, 1, 0, 10, 50));
+    assert_true(client_call(c, 1, 0, 10, 50));
+    assert_int_equal(svc_worker_handler_calls(fx.w), 6);
+    svc_client_close(c);
+    fx_stop(&fx);
+}
+
 /* ---------------------------------------------------------------- */
 /* Back-pressure, deadlines, cancel, disconnects, drain */
 
@@ -1559,6 +1623,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_attaches),
         cmocka_unit_test(test_duplicate_needs_same_content),
         cmocka_unit_test(test_client_reused),
+        cmocka_unit_test(test_no_store),
         cmocka_unit_test(test_busy_when_full),
         cmocka_unit_test(test_deadline_expired),
         cmocka_unit_test(test_cancel),
