@@ -1258,36 +1258,6 @@ static int grow_col(ros_vector *d, uint32_t rows)
     return 0;
 }
 
-int svc_batch_reserve(ros_batch *b, const ros_type *types, uint32_t ncols, uint32_t rows,
-                      ros_error *err)
-{
-    if (rows > MAX_ROWS)
-        rows = MAX_ROWS;
-    if (b->ncols == 0 && b->nrows == 0 && ncols > 0) {
-        ros_vector *cols = calloc(ncols, sizeof *cols);
-        if (!cols)
-            return ros_error_oom(err);
-        for (uint32_t c = 0; c < ncols; c++)
-            ros_vector_init(&cols[c], types[c]);
-        free(b->cols);
-        b->cols = cols;
-        b->ncols = ncols;
-    }
-    if (b->ncols != ncols)
-        return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH,
-                             "batch of %u columns cannot take %u", b->ncols, ncols);
-    for (uint32_t c = 0; c < ncols; c++) {
-        ros_vector *d = &b->cols[c];
-        if (d->type != types[c])
-            return ros_error_set(err, ROS_ERR_DATATYPE_MISMATCH, "column %u: %d is not %d", c,
-                                 (int)d->type, (int)types[c]);
-        /* an empty column gets exactly rows, a longer one grows as appends do */
-        if (rows > d->cap && grow_col(d, rows) < 0)
-            return ros_error_oom(err);
-    }
-    return 0;
-}
-
 int svc_batch_append(ros_batch *dst, const ros_batch *src, ros_error *err)
 {
     if (check_batch(src, err) < 0)

@@ -326,16 +326,6 @@ const char *svc_frame_kind_name(uint16_t kind);
  */
 int svc_batch_append(ros_batch *dst, const ros_batch *src, ros_error *err);
 
-/*
- * Makes room in b for rows rows (the validity bitmap, values or offsets; not
- * varlen data) so that appends up to that many rows do not reallocate.  b
- * must have ncols columns of the given types, or be empty (it takes them).
- * Rows beyond 2^32 - 2 are not reserved.  Returns 0, or -1 with err set
- * (42804 on a shape mismatch, 53200 out of memory).
- */
-int svc_batch_reserve(ros_batch *b, const ros_type *types, uint32_t ncols, uint32_t rows,
-                      ros_error *err);
-
 /* Frees the columns of b and leaves it empty. */
 void svc_batch_free(ros_batch *b);
 

@@ -57,9 +57,6 @@ typedef struct chunk {
 
 typedef struct unit unit;
 
-/* Rows reserved at most for the rows accumulating towards a request. */
-#define RESERVE_ROWS_MAX (1u << 20)
-
 /* Rounds an ALONE request is asked again after dying with its instance
  * before its row is blamed (see req_failed). */
 #define VICTIM_ROUNDS 5
@@ -570,8 +567,7 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
     for (int i = 0; i < nargs && gn > 0 && p->u.proxy.strict && !strict_nulls; i++)
         strict_nulls = has_null(argv[i], gn);
     bool all = !gsel && !strict_nulls; /* every row of in is sent */
-    bool fresh = !px->cur;
-    if (fresh) {
+    if (!px->cur) {
         px->cur = calloc(1, sizeof *px->cur);
         if (!px->cur) {
             free(gsel);
@@ -582,19 +578,6 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
     }
     chunk *ch = px->cur;
     uint32_t base = ch->rows.nrows;
-    if (fresh && p->u.proxy.max_batch > 1) {
-        /* room for a request's rows (the chunk is cut once it has
-         * max_batch): appends then never reallocate */
-        uint64_t want = (uint64_t)p->u.proxy.max_batch + in->nrows;
-        uint32_t rows = want > RESERVE_ROWS_MAX ? RESERVE_ROWS_MAX : (uint32_t)want;
-        ros_type types[in->ncols + 1];
-        for (uint32_t c = 0; c < in->ncols; c++)
-            types[c] = in->cols[c].type;
-        if (svc_batch_reserve(&ch->rows, types, in->ncols, rows, err) < 0) {
-            free(gsel);
-            return -1;
-        }
-    }
     if (svc_batch_append(&ch->rows, in, err) < 0) {
         free(gsel);
         return -1;
@@ -603,7 +586,7 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
         free(gsel);
         return -1;
     }
-    if (gn > 0 && px->cur_args.ncols == 0 && px->cur_args.nrows == 0) {
+    if (gn > 0 && !px->cur_args.cols) {
         /* first rows: the argument batch takes the argument types */
         px->cur_args.cols = calloc((size_t)nargs + 1, sizeof(ros_vector));
         if (!px->cur_args.cols) {
@@ -617,20 +600,8 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
     if (px->cur_all) {
         /* every row so far is sent: stage the evaluated arguments only */
         const ros_vector *src[ROS_UDF_MAX_ARGS + 1];
-        bool any = false;
-        for (int i = 0; i < nargs; i++) {
+        for (int i = 0; i < nargs; i++)
             src[i] = px->argcol[i] < 0 ? argv[i] : NULL;
-            any = any || src[i];
-        }
-        if (any && fresh && p->u.proxy.max_batch > 1) {
-            uint64_t want = (uint64_t)p->u.proxy.max_batch + in->nrows;
-            uint32_t rows = want > RESERVE_ROWS_MAX ? RESERVE_ROWS_MAX : (uint32_t)want;
-            for (int i = 0; i < nargs; i++) {
-                ros_batch one = {1, px->cur_args.cols[i].len, &px->cur_args.cols[i]};
-                if (src[i] && svc_batch_reserve(&one, &src[i]->type, 1, rows, err) < 0)
-                    return -1;
-            }
-        }
         if (append_cols(&px->cur_args, src, nargs, gn, err) < 0)
             return -1;
         px->nsent += gn;

@@ -669,8 +669,8 @@ static void test_split_and_reassemble(void **state)
 }
 
 /* svc_frame_split_rows: a range of a batch, cut the way svc_frame_split cuts
- * a batch of those rows alone; svc_batch_reserve. */
-static void test_split_rows_and_reserve(void **state)
+ * a batch of those rows alone. */
+static void test_split_rows(void **state)
 {
     (void)state;
     ros_batch b;
@@ -739,37 +739,6 @@ static void test_split_rows_and_reserve(void **state)
     free(parts);
     free_batch(&big);
 
-    /* reserve: an empty batch takes the types; appends up to the reserved
-     * rows do not move the buffers */
-    ros_batch dst = {0};
-    ros_type types[16];
-    for (uint32_t c = 0; c < b.ncols; c++)
-        types[c] = b.cols[c].type;
-    assert_int_equal(svc_batch_reserve(&dst, types, b.ncols, 2000, &err), 0);
-    assert_int_equal(dst.ncols, b.ncols);
-    assert_int_equal(dst.nrows, 0);
-    void *vals[16];
-    for (uint32_t c = 0; c < b.ncols; c++) {
-        assert_true(dst.cols[c].cap >= 2000);
-        vals[c] = ros_type_is_varlen(types[c]) ? (void *)dst.cols[c].offsets : dst.cols[c].values;
-    }
-    for (uint32_t at = 0; at < 2000; at += 500) {
-        ros_batch part;
-        make_batch(&part, 500);
-        assert_int_equal(svc_batch_append(&dst, &part, &err), 0);
-        free_batch(&part);
-    }
-    assert_int_equal(dst.nrows, 2000);
-    for (uint32_t c = 0; c < b.ncols; c++)
-        assert_ptr_equal(vals[c], ros_type_is_varlen(types[c]) ? (void *)dst.cols[c].offsets
-                                                                : dst.cols[c].values);
-    /* a shape mismatch is refused */
-    types[0] = types[0] == ROS_TYPE_INT64 ? ROS_TYPE_TEXT : ROS_TYPE_INT64;
-    assert_fails_with(svc_batch_reserve(&dst, types, dst.ncols, 4000, &err), err,
-                      ROS_ERR_DATATYPE_MISMATCH);
-    assert_fails_with(svc_batch_reserve(&dst, types, dst.ncols - 1, 4000, &err), err,
-                      ROS_ERR_DATATYPE_MISMATCH);
-    svc_batch_free(&dst);
     free_batch(&b);
 }
 
@@ -1533,7 +1502,7 @@ int main(void)
         cmocka_unit_test(test_encode_rejects),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_split_and_reassemble),
-        cmocka_unit_test(test_split_rows_and_reserve),
+        cmocka_unit_test(test_split_rows),
         cmocka_unit_test(test_validity_only_with_nulls),
         cmocka_unit_test(test_append_bulk),
         cmocka_unit_test(test_decode_rejects),
