@@ -9,6 +9,7 @@ checkpoints.
 """
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -143,12 +144,11 @@ def test_scale_in_without_jobs_is_immediate(db):
     query running through the step completes with every row."""
     setup(db, instances=3)
     db.run("CREATE TABLE b (x bigint) WITH (connector = 'datagen', rows = '6000', 'fields.x.start' = '1')")
-    import subprocess
     q = subprocess.Popen([harness.ROSQL, db.path, "-q", "--csv", "-c",
                           "SELECT count(*) AS n, sum(slow_dl(x)) AS s FROM b"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=db.tmp)
     time.sleep(0.5)
-    a, r = scale(db, "dl", 1)
+    scale(db, "dl", 1)
     out, err = q.communicate(timeout=120)
     check(q.returncode == 0 and out.split() == ["n,s", "6000,%d" % sum(range(1, 6001))],
           "query through the scale-in: %r %r" % (out, err))
@@ -218,7 +218,7 @@ def test_two_jobs_one_service(db):
     after = rate(read_trace(db, "t1.txt"), t0, time.time()) + rate(read_trace(db, "t2.txt"), t0, time.time())
     print("  two jobs: %.0f rows/s on 1 instance, %.0f on 3" % (before, after))
     check(after > 2.0 * before, "throughput of both jobs did not follow: %.0f -> %.0f" % (before, after))
-    a, _ = scale(db, "dl", 1)
+    scale(db, "dl", 1)
     rel = wait_until(lambda: [e for e in db.rows("SHOW SERVICE EVENTS") if e["event"] == "instance_released"],
                      30, "a release")
     # j2 checkpoints every 2 s: no release before its next checkpoint after the withdrawal
