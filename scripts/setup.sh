@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(build-essential cmake pkg-config libpg-query-dev libprotobuf-c-dev libsqlite3-dev
-          libnng-dev libcmocka-dev libedit-dev sqlite3 time python3)
+# nng is built from Debian's source package (third_party/nng), which needs patch.
+PACKAGES=(build-essential cmake pkg-config patch libpg-query-dev libprotobuf-c-dev libsqlite3-dev
+          libcmocka-dev libedit-dev sqlite3 time python3)
 # PostgreSQL is only needed by the differential tests (tests/diff), which
 # skip cleanly without it; install it when asked.
 if [ "${ROSQL_WITH_POSTGRES:-0}" = 1 ]; then
