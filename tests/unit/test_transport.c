@@ -47,11 +47,10 @@ typedef struct server {
     atomic_bool stop;
 } server;
 
-/* One REP context: receive a request, answer it with ANSWER_BYTES. */
-static void server_cb(void *arg);
-
 static server srv;
 
+/* One REP context's next step: after an answer went out, receive the next
+ * request; after a request came in, answer it with ANSWER_BYTES. */
 static void server_step(int i)
 {
     if (atomic_load(&srv.stop))

@@ -1,6 +1,6 @@
 # nng, built from Debian bookworm's own source package (1.5.2-2: the
-# upstream tarball plus Debian's patches) with one fix of ours on top,
-# close-races.patch.  Why: see third_party/nng/README.md.
+# upstream tarball plus Debian's patches) with rosql's fixes for three close
+# races on top, close-races.patch.  Why: see third_party/nng/README.md.
 #
 # Sets NNG_LIB (the static library target) and NNG_INCLUDE for the rest of
 # the build.  -DROSQL_SYSTEM_NNG=ON links the system's libnng-dev instead
@@ -11,8 +11,9 @@ set(ROSQL_NNG_BASE "http://deb.debian.org/debian/pool/main/n/nng")
 set(ROSQL_NNG_DEBIAN_TAR "${ROSQL_NNG_BASE}/nng_1.5.2-2.debian.tar.xz")
 set(ROSQL_NNG_DEBIAN_SHA256 ecf0bcd3b5645b95aa1f1f58519547bcfaaab81a863f88a59178d72fdfdffd72)
 
-# the patch's hash is part of the declaration, so editing the patch
-# downloads and patches a fresh copy on the next configure
+# the patch's hash is part of the declaration, so editing the patch makes
+# the next configure run patch.cmake again (it undoes what it applied
+# before, then applies the current patches)
 file(SHA256 ${CMAKE_CURRENT_LIST_DIR}/close-races.patch ROSQL_NNG_PATCH_SHA256)
 
 FetchContent_Declare(nng
