@@ -307,6 +307,8 @@ static nng_msg *msg_get(svc_client *c, size_t size);
 static void msg_put(svc_client *c, nng_msg *m);
 static void client_malloc_setup(void);
 
+void (*svc_client_test_routed)(svc_client *c, const char *url);
+
 /* ---------------------------------------------------------------- */
 /* Small helpers */
 
@@ -816,10 +818,30 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
         msg_put(c, msg);
         return -1;
     }
-    flight *fl = flight_get(c, m, err);
-    if (!fl) {
-        msg_put(c, msg);
-        return -1;
+    flight *fl;
+    for (int tries = 0;; tries++) {
+        fl = flight_get(c, m, err);
+        if (!fl) {
+            msg_put(c, msg);
+            return -1;
+        }
+        if (svc_client_test_routed)
+            svc_client_test_routed(c, m->url);
+        lock(c);
+        if (m->npipes > 0)
+            break; /* c->mu stays held: the flight is recorded below */
+        /* Its connection closed since routing looked.  The
+         * pipe event that marks a member's flights lost has already run, so
+         * it would not name this one, and nng would hold the message for a
+         * reconnect that may never come (until the request timed out).
+         * Route again: m has no pipe now, so another member is chosen. */
+        unlock(c);
+        flight_put(c, fl);
+        m = tries <= c->nmem ? route_part(c, p, now, &wait) : NULL;
+        if (!m) {
+            msg_put(c, msg);
+            return wait ? 2 : 1;
+        }
     }
     fl->p = p;
     p->fl = fl;
@@ -829,7 +851,6 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
         r->member_idx = m->idx;
     r->sent = true;
     c->parts_sent++;
-    lock(c);
     fl->phase = FL_SEND;
     fl->cancel = fl->lost = false;
     fl->rv = 0;
@@ -839,8 +860,9 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
     unlock(c);
     /* Started outside c->mu: nng writes the message to the socket on this
      * thread, and the callbacks must not wait for that.  Only this thread
-     * cancels flights, so none can slip in before the send starts; a lost
-     * connection noted meanwhile is seen by flight_cb when the send ends. */
+     * cancels flights, so none can slip in before the send starts; a
+     * connection lost from here on marks the flight (it is in m->active),
+     * and flight_cb or the pump's abort_lost sees that. */
     nng_aio_set_msg(fl->aio, msg);
     nng_ctx_send(fl->ctx, fl->aio);
     return 0;

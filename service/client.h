@@ -189,6 +189,11 @@ typedef struct svc_client_stats {
 
 void svc_client_get_stats(const svc_client *c, svc_client_stats *st);
 
+/* For tests only (NULL otherwise): called on the caller's thread after a
+ * request part was routed to the member at url and before it is sent, the
+ * window in which that member's connection can close unnoticed. */
+extern void (*svc_client_test_routed)(svc_client *c, const char *url);
+
 /* Abandons outstanding requests (sends CANCEL to every member) and frees c. */
 void svc_client_close(svc_client *c);
 

@@ -909,6 +909,62 @@ static void test_retry_same_seq(void **state)
     fake_stop(echo);
 }
 
+/*
+ * A member whose connection closes after routing picked it but before the
+ * part was sent: the part goes to another member at once, without using a
+ * retry.  (The CI failure this reproduces: the part was sent on the dead
+ * member's socket, where nng held it for a reconnect until the request
+ * timed out, because the pipe event naming the member's flights had
+ * already run.)
+ */
+static struct {
+    svc_client *c;
+    fake *victim;   /* closed by the hook the first time a part goes to it */
+    int fired;
+} routed_hook;
+
+static void close_victim_on_route(svc_client *c, const char *url)
+{
+    if (routed_hook.c != c || !routed_hook.victim || strcmp(url, routed_hook.victim->url) != 0)
+        return;
+    fake_stop(routed_hook.victim);
+    routed_hook.victim = NULL;
+    routed_hook.fired++;
+    uint64_t until = now_ms() + 3000; /* until the client saw the pipe go */
+    while (svc_client_connected(c) > 1 && now_ms() < until)
+        sleep_ms(1);
+}
+
+static void test_lost_after_routing(void **state)
+{
+    (void)state;
+    fake *gone = fake_start(FAKE_SILENT, "gone", 0);
+    fake *echo = fake_start(FAKE_ECHO, "echo-r", 0);
+    svc_client *c = client_open(8, 2000, 0, 0); /* no retries: a failure shows */
+    fake *fs[2] = {gone, echo};
+    members_of(c, fs, 2);
+    wait_connected(c, 2);
+    routed_hook.c = c;
+    routed_hook.victim = gone;
+    routed_hook.fired = 0;
+    svc_client_test_routed = close_victim_on_route;
+    for (uint64_t seq = 1; seq <= 2; seq++)
+        submit_ok(c, seq, ROS_TYPE_INT64, 5, true);
+    for (int i = 0; i < 2; i++) {
+        svc_result res;
+        poll_one(c, &res);
+        expect_echo(&res, ROS_TYPE_INT64, 5, true);
+        assert_int_equal(res.retries, 0);
+        assert_int_equal(fake_requests(echo, (int64_t)res.seq), 1);
+        svc_result_clear(&res);
+    }
+    svc_client_test_routed = NULL;
+    assert_int_equal(routed_hook.fired, 1); /* a part was routed to it */
+    assert_int_equal(svc_client_connected(c), 1);
+    svc_client_close(c);
+    fake_stop(echo);
+}
+
 static void test_busy_backoff(void **state)
 {
     (void)state;
@@ -1634,6 +1690,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_load_aware_routing),
         cmocka_unit_test(test_prefer_routing),
         cmocka_unit_test(test_retry_same_seq),
+        cmocka_unit_test(test_lost_after_routing),
         cmocka_unit_test(test_busy_backoff),
         cmocka_unit_test(test_error_passthrough),
         cmocka_unit_test(test_timeouts),
@@ -1644,5 +1701,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_subscribe),
         cmocka_unit_test(test_public_api),
     };
+    /* ROSQL_TEST_FILTER=test_name runs one test (for loops under load). */
+    const char *only = getenv("ROSQL_TEST_FILTER");
+    if (only && *only)
+        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, setup, teardown);
 }
