@@ -671,6 +671,9 @@ failed:
     if (++i->ping_failures >= REMOTE_PING_FAILURES && (i->remote || !i->child) && i->st != I_DRAINING) {
         /* a remote or adopted instance we cannot reach: not routable */
         if (i->st == I_READY) {
+            event(c, i->service, "instance_unreachable", -1,
+                  "instance %d on %s did not answer %d pings: not routed until it answers",
+                  i->idx, i->url, i->ping_failures);
             i->st = I_STARTING;
             i->dirty = true;
         }
