@@ -53,6 +53,7 @@
  */
 #include "runtime/core/clock.h"
 #include "service/client.h"
+#include "service/shm.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -140,6 +141,11 @@ struct flight {
     svc_frame f;         /* ... the decoded answer (drc 0) */
     ros_error derr;      /* ... why it did not decode (drc -1) */
     flight *next_event;  /* link in c->events */
+    /* shared-memory lane (caller thread, read by flight_cb while out) */
+    svc_shm_seg seg;     /* this flight's segment, empty until needed */
+    bool via_shm;        /* the part out now was sent as a SHM envelope */
+    svc_shm_ref ref;     /* ... naming this */
+    size_t resp_want;    /* answer area to offer: the largest inline answer seen */
 };
 
 /* One instance of the service: a REQ socket dialing its URL. */
@@ -152,6 +158,7 @@ struct member {
     nng_socket sock;
     uint64_t opened_ms;       /* monotonic ms when its socket was opened */
     bool removed;             /* caller thread: left the membership, socket closed */
+    bool shm;                 /* caller thread: local (ipc://) and shared memory works */
     member *next_closing;     /* caller thread: in c->closing */
     /* under c->mu: */
     uint32_t pipes[MEMBER_PIPES]; /* ids of connected pipes */
@@ -240,7 +247,8 @@ struct svc_client {
     req_list reqs;          /* running */
     req_list done;          /* finished, not polled */
     uint32_t nout;          /* submitted, not yet returned by poll */
-    uint64_t parts_sent, resends, busy;
+    uint64_t parts_sent, resends, busy, parts_shm;
+    bool shm;               /* shared memory for local members (ROSQL_SVC_SHM not 0) */
     nng_msg *spare[SPARE_MSGS_MAX]; /* answered messages kept for the next sends */
     int nspare;
     size_t spare_bytes;
@@ -279,6 +287,8 @@ static void flight_destroy(flight *fl);
 
 static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err);
 static void on_flight_done(svc_client *c, flight *fl, uint64_t now);
+static nng_msg *encode_part(svc_client *c, flight *fl, part *p, size_t size, ros_error *err);
+static int decode_reply(svc_client *c, flight *fl, nng_msg *reply, svc_frame *f, ros_error *err);
 static void on_answer(svc_client *c, part *p, member *m, nng_msg *reply, int drc, svc_frame *f,
                       const ros_error *derr, uint64_t now);
 static void part_failed(svc_client *c, part *p, member *m, const ros_error *why, uint64_t now);
@@ -416,8 +426,7 @@ static void flight_cb(void *arg)
         reply = nng_aio_get_msg(fl->aio);
         nng_aio_set_msg(fl->aio, NULL);
         ros_error_clear(&fl->derr);
-        fl->drc = svc_frame_decode(nng_msg_body(reply), nng_msg_len(reply), c->reply_limit,
-                                   &fl->f, &fl->derr);
+        fl->drc = decode_reply(c, fl, reply, &fl->f, &fl->derr);
     }
     lock(c);
     if (fl->phase == FL_SEND) {
@@ -502,6 +511,7 @@ static member *member_open(svc_client *c, const char *url, int idx, ros_error *e
     m->idx = idx;
     m->opened_ms = (uint64_t)ros_mono_ms();
     snprintf(m->url, sizeof m->url, "%s", url);
+    m->shm = c->shm && strncmp(url, "ipc://", 6) == 0;
     int rv = nng_req0_open(&m->sock);
     if (rv != 0) {
         ros_error_set(err, ROS_ERR_CONNECTION, "could not open a socket for service \"%s\": %s",
@@ -740,6 +750,7 @@ static flight *flight_get(svc_client *c, member *m, ros_error *err)
     }
     fl->c = c;
     fl->m = m;
+    fl->seg.fd = -1;
     int rv = nng_ctx_open(&fl->ctx, m->sock);
     if (rv != 0) {
         ros_error_set(err, ROS_ERR_CONNECTION, "could not open a context for service \"%s\": %s",
@@ -782,6 +793,7 @@ static void flight_destroy(flight *fl)
 {
     nng_aio_free(fl->aio); /* waits for a callback still returning */
     nng_ctx_close(fl->ctx); /* NNG_ECLOSED once the socket is gone: fine */
+    svc_shm_seg_destroy(&fl->seg);
     if (fl->reply) {
         nng_msg_free(fl->reply);
         svc_frame_clear(&fl->f);
@@ -810,19 +822,14 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
     if (payload == SIZE_MAX)
         return ros_error_set(err, ROS_ERR_INTERNAL, "request batch cannot be encoded");
     size_t size = SVC_FRAME_HEADER_SIZE + (((size_t)r->h.method_len + 7) & ~(size_t)7) + payload;
-    nng_msg *msg = msg_get(c, size);
-    if (!msg)
-        return ros_error_oom(err);
-    if (svc_frame_write_rows(&r->h, &r->args, p->rows.start, p->rows.end, c->cfg.max_frame,
-                             nng_msg_body(msg), size, err) < 0) {
-        msg_put(c, msg);
-        return -1;
-    }
     flight *fl;
+    nng_msg *msg;
     for (int tries = 0;; tries++) {
         fl = flight_get(c, m, err);
-        if (!fl) {
-            msg_put(c, msg);
+        if (!fl)
+            return -1;
+        if (!(msg = encode_part(c, fl, p, size, err))) {
+            flight_put(c, fl);
             return -1;
         }
         if (svc_client_test_routed)
@@ -830,19 +837,20 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
         lock(c);
         if (m->npipes > 0)
             break; /* c->mu stays held: the flight is recorded below */
-        /* Its connection closed since routing looked.  The
-         * pipe event that marks a member's flights lost has already run, so
-         * it would not name this one, and nng would hold the message for a
-         * reconnect that may never come (until the request timed out).
-         * Route again: m has no pipe now, so another member is chosen. */
+        /* Its connection closed since routing looked.  The pipe event that
+         * marks a member's flights lost has already run, so it would not
+         * name this one, and nng would hold the message for a reconnect
+         * that may never come (until the request timed out).  Route again:
+         * m has no pipe now, so another member is chosen. */
         unlock(c);
+        msg_put(c, msg);
         flight_put(c, fl);
         m = tries <= c->nmem ? route_part(c, p, now, &wait) : NULL;
-        if (!m) {
-            msg_put(c, msg);
+        if (!m)
             return wait ? 2 : 1;
-        }
     }
+    if (fl->via_shm)
+        c->parts_shm++;
     fl->p = p;
     p->fl = fl;
     p->state = PART_FLIGHT;
@@ -868,6 +876,83 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
     return 0;
 }
 
+/* Smallest request frame sent through shared memory: below it the socket
+ * costs about what a segment's bookkeeping does. */
+#define SHM_MIN_FRAME (32u << 10)
+
+/*
+ * Encodes part p (its frame is size bytes) for flight fl: into fl's
+ * shared-memory segment, returning the SHM envelope naming it, when fl's
+ * member is local and the frame is large enough; else into a message of its
+ * own.  NULL with err set when the rows cannot be encoded or memory runs
+ * out.  A segment that cannot be made turns the lane off for the member.
+ */
+static nng_msg *encode_part(svc_client *c, flight *fl, part *p, size_t size, ros_error *err)
+{
+    request *r = p->r;
+    member *m = fl->m;
+    fl->via_shm = false;
+    if (m->shm && size >= SHM_MIN_FRAME && size <= c->frame_limit) {
+        size_t req_room = (size + 63) & ~(size_t)63;
+        size_t resp = fl->resp_want > size ? fl->resp_want : size;
+        resp = (resp + 63) & ~(size_t)63;
+        size_t need = SVC_SHM_SEG_HEADER + req_room + resp;
+        if (fl->seg.base && fl->seg.size < need)
+            svc_shm_seg_destroy(&fl->seg);
+        ros_error serr;
+        ros_error_clear(&serr);
+        if (!fl->seg.base && svc_shm_seg_create(&fl->seg, need + need / 4, &serr) < 0)
+            m->shm = false; /* inline from now on */
+        nng_msg *env = m->shm ? msg_get(c, SVC_FRAME_SHM_SIZE) : NULL;
+        if (env) {
+            if (svc_frame_write_rows(&r->h, &r->args, p->rows.start, p->rows.end, c->cfg.max_frame,
+                                     fl->seg.base + SVC_SHM_SEG_HEADER, size, err) < 0) {
+                msg_put(c, env);
+                return NULL;
+            }
+            svc_shm_ref ref = {(uint32_t)fl->seg.fd, fl->seg.id, fl->seg.size, SVC_SHM_SEG_HEADER, size,
+                               SVC_SHM_SEG_HEADER + req_room, fl->seg.size - SVC_SHM_SEG_HEADER - req_room};
+            svc_frame_write_shm(&r->h, &ref, nng_msg_body(env));
+            fl->ref = ref;
+            fl->via_shm = true;
+            return env;
+        }
+    }
+    nng_msg *msg = msg_get(c, size);
+    if (!msg) {
+        ros_error_oom(err);
+        return NULL;
+    }
+    if (svc_frame_write_rows(&r->h, &r->args, p->rows.start, p->rows.end, c->cfg.max_frame,
+                             nng_msg_body(msg), size, err) < 0) {
+        msg_put(c, msg);
+        return NULL;
+    }
+    return msg;
+}
+
+/*
+ * flight_cb's decode of a reply to fl: a SHM envelope is resolved to the
+ * answer frame it names in fl's segment, which must lie in the area offered.
+ */
+static int decode_reply(svc_client *c, flight *fl, nng_msg *reply, svc_frame *f, ros_error *err)
+{
+    if (svc_frame_decode(nng_msg_body(reply), nng_msg_len(reply), c->reply_limit, f, err) < 0)
+        return -1;
+    if (f->h.kind != SVC_KIND_SHM) {
+        if (fl->via_shm && f->h.kind == SVC_KIND_RESPONSE && nng_msg_len(reply) > fl->resp_want)
+            fl->resp_want = nng_msg_len(reply); /* did not fit: offer room for it next time */
+        return 0;
+    }
+    svc_shm_ref ref = f->shm;
+    svc_frame_clear(f);
+    if (!fl->via_shm || ref.seg_id != fl->seg.id || ref.seg_size != fl->seg.size ||
+        ref.off != fl->ref.resp_off || ref.len > fl->ref.resp_cap)
+        return ros_error_set(err, SVC_ERR_PROTOCOL_VIOLATION,
+                             "malformed frame: an answer in shared memory outside the area offered");
+    return svc_frame_decode(fl->seg.base + ref.off, (size_t)ref.len, c->reply_limit, f, err);
+}
+
 /* A flight reported: decide what its outcome means for its part. */
 static void on_flight_done(svc_client *c, flight *fl, uint64_t now)
 {
@@ -889,6 +974,10 @@ static void on_flight_done(svc_client *c, flight *fl, uint64_t now)
         derr = fl->derr;
         memset(&fl->f, 0, sizeof fl->f);
     }
+    bool via_shm = fl->via_shm;
+    fl->via_shm = false;
+    if (via_shm && !reply)
+        svc_shm_seg_destroy(&fl->seg); /* the instance may still write there */
     part *p = fl->p;
     flight_put(c, fl);
     if (!p) { /* orphan: its request is already finished */
@@ -899,6 +988,16 @@ static void on_flight_done(svc_client *c, flight *fl, uint64_t now)
         return;
     }
     p->fl = NULL;
+    if (rv == 0 && via_shm && drc == 0 && f.h.kind == SVC_KIND_ERROR &&
+        strcmp(f.remote.code, SVC_ERR_SHM_UNAVAILABLE) == 0) {
+        /* The instance cannot map our memory (another namespace, no /proc):
+         * inline from now on, and this part again at once, uncounted. */
+        m->shm = false;
+        svc_frame_clear(&f);
+        msg_put(c, reply);
+        part_resend(p, 0, 0, now);
+        return;
+    }
     if (rv == 0) {
         on_answer(c, p, m, reply, drc, &f, &derr, now);
         return;
@@ -1430,6 +1529,8 @@ svc_client *svc_client_open(const svc_client_config *cfg, ros_error *err)
         c->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
     c->frame_limit = c->cfg.max_frame ? c->cfg.max_frame : SVC_FRAME_DEFAULT_MAX;
     c->reply_limit = c->frame_limit > REPLY_MIN_LIMIT ? c->frame_limit : REPLY_MIN_LIMIT;
+    const char *shm = getenv("ROSQL_SVC_SHM");
+    c->shm = !(shm && strcmp(shm, "0") == 0);
     if (!c->cfg.job) {
         /* ad-hoc: a random job id, top bit set as for the proxy operator's.
          * Nobody asks under it again once answered: requests say so
@@ -1647,6 +1748,7 @@ void svc_client_get_stats(const svc_client *c, svc_client_stats *st)
     st->parts_sent = c->parts_sent;
     st->resends = c->resends;
     st->busy = c->busy;
+    st->parts_shm = c->parts_shm;
 }
 
 void svc_result_clear(svc_result *r)

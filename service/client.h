@@ -185,6 +185,7 @@ typedef struct svc_client_stats {
     uint64_t parts_sent;      /* request parts handed to an instance, re-sends included */
     uint64_t resends;         /* re-sends of finished requests (failures, BUSY, moves) */
     uint64_t busy;            /* BUSY answers */
+    uint64_t parts_shm;       /* parts sent through shared memory (service/shm.h) */
 } svc_client_stats;
 
 void svc_client_get_stats(const svc_client *c, svc_client_stats *st);

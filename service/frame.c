@@ -151,7 +151,7 @@ static uint64_t header_bytes(const svc_frame_header *h)
 const char *svc_frame_kind_name(uint16_t kind)
 {
     static const char *const names[] = {"none", "request", "response", "error",
-                                        "busy", "cancel", "ping", "pong"};
+                                        "busy", "cancel", "ping", "pong", "shm"};
     return kind <= SVC_KIND_MAX ? names[kind] : "unknown";
 }
 
@@ -680,6 +680,23 @@ int svc_frame_encode_error(const svc_frame_header *h, const ros_error *remote, i
     return 0;
 }
 
+void svc_frame_write_shm(const svc_frame_header *h, const svc_shm_ref *ref, uint8_t *buf)
+{
+    svc_frame_header e = *h;
+    e.kind = SVC_KIND_SHM;
+    e.method_len = 0;
+    write_header(buf, &e, SVC_FRAME_SHM_REF_SIZE);
+    uint8_t *p = buf + SVC_FRAME_HEADER_SIZE;
+    put32(p, ref->fd);
+    put32(p + 4, 0);
+    put64(p + 8, ref->seg_id);
+    put64(p + 16, ref->seg_size);
+    put64(p + 24, ref->off);
+    put64(p + 32, ref->len);
+    put64(p + 40, ref->resp_off);
+    put64(p + 48, ref->resp_cap);
+}
+
 int svc_frame_encode_status(const svc_frame_header *h, const svc_status *st, size_t max_frame,
                             uint8_t **out, size_t *outlen, ros_error *err)
 {
@@ -1026,6 +1043,31 @@ static int decode_status_body(const uint8_t *p, uint64_t n, svc_frame *f, ros_er
     return 0;
 }
 
+/* The reference of a SHM envelope: every range within the segment, on
+ * 8-byte offsets, the frame at least a header long, the two not
+ * overlapping. */
+static int decode_shm_body(const uint8_t *p, uint64_t n, svc_frame *f, ros_error *err)
+{
+    if (n != SVC_FRAME_SHM_REF_SIZE)
+        return malformed(err, "shm payload of %llu bytes", (unsigned long long)n);
+    svc_shm_ref r = {get32(p),      get64(p + 8),  get64(p + 16), get64(p + 24),
+                     get64(p + 32), get64(p + 40), get64(p + 48)};
+    if (get32(p + 4) != 0)
+        return malformed(err, "nonzero reserved field in a shm reference");
+    if (r.off % 8 || r.resp_off % 8)
+        return malformed(err, "shm offsets not multiples of 8");
+    if (r.len < SVC_FRAME_HEADER_SIZE || r.off > r.seg_size || r.len > r.seg_size - r.off)
+        return malformed(err, "shm frame [%llu, +%llu) outside a segment of %llu bytes",
+                         (unsigned long long)r.off, (unsigned long long)r.len,
+                         (unsigned long long)r.seg_size);
+    if (r.resp_off > r.seg_size || r.resp_cap > r.seg_size - r.resp_off)
+        return malformed(err, "shm answer area outside the segment");
+    if (r.resp_cap && r.resp_off < r.off + r.len && r.off < r.resp_off + r.resp_cap)
+        return malformed(err, "shm answer area overlaps the frame");
+    f->shm = r;
+    return 0;
+}
+
 static int decode(const uint8_t *buf, size_t len, size_t max_frame, bool view, svc_frame *f,
                   ros_error *err)
 {
@@ -1058,6 +1100,8 @@ static int decode(const uint8_t *buf, size_t len, size_t max_frame, bool view, s
     case SVC_KIND_BUSY:
     case SVC_KIND_PONG:
         return decode_status_body(p, n, f, err);
+    case SVC_KIND_SHM:
+        return decode_shm_body(p, n, f, err);
     default: /* CANCEL, PING */
         if (n != 0)
             return malformed(err, "%s frame with a payload", svc_frame_kind_name(f->h.kind));

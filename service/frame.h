@@ -50,10 +50,37 @@ typedef enum svc_frame_kind {
     SVC_KIND_BUSY = 4,     /* queue full: status (queue depth, retry hint) */
     SVC_KIND_CANCEL = 5,   /* drop queued requests of (job, op, attempt) */
     SVC_KIND_PING = 6,     /* readiness probe */
-    SVC_KIND_PONG = 7      /* answer to PING: status (state, queue depth) */
+    SVC_KIND_PONG = 7,     /* answer to PING: status (state, queue depth) */
+    SVC_KIND_SHM = 8       /* envelope: the REQUEST or RESPONSE it stands for lies in the
+                              caller's shared memory (svc_shm_ref; service/shm.h) */
 } svc_frame_kind;
 
-#define SVC_KIND_MAX 7
+#define SVC_KIND_MAX 8
+
+/* Payload of a SHM envelope: 56 bytes. */
+#define SVC_FRAME_SHM_REF_SIZE 56
+/* The whole envelope (header, no method, reference). */
+#define SVC_FRAME_SHM_SIZE (SVC_FRAME_HEADER_SIZE + SVC_FRAME_SHM_REF_SIZE)
+
+/*
+ * Where a frame lies in a shared-memory segment of the caller (a memfd the
+ * worker opens through /proc/PID/fd/FD, PID being the ipc peer the kernel
+ * names, so a caller can only point at its own memory).  A request's
+ * envelope names the request frame [off, off + len) and the area
+ * [resp_off, resp_off + resp_cap) where the answer may be written; the
+ * answer's envelope names the answer frame [off, off + len) (fd and the
+ * resp fields 0).  Offsets are multiples of 8; both ranges lie within
+ * seg_size and do not overlap.
+ */
+typedef struct svc_shm_ref {
+    uint32_t fd;       /* descriptor number in the caller's process */
+    uint64_t seg_id;   /* random id the segment's own header repeats */
+    uint64_t seg_size; /* bytes of the segment */
+    uint64_t off;      /* the frame */
+    uint64_t len;
+    uint64_t resp_off; /* room for the answer (requests only) */
+    uint64_t resp_cap;
+} svc_shm_ref;
 
 /*
  * Flags.  Bits 0..15 must be understood: a frame with an unknown one is
@@ -142,6 +169,7 @@ typedef struct svc_frame {
     svc_status status;  /* BUSY, PONG */
     ros_error remote;   /* ERROR: code, message, detail, hint of the remote failure */
     int64_t error_row;  /* ERROR: failing row of the request part, SVC_FRAME_ROW_NONE if none */
+    svc_shm_ref shm;    /* SHM: where the frame it stands for lies */
 } svc_frame;
 
 /* ---------------------------------------------------------------- */
@@ -250,6 +278,14 @@ int svc_frame_write_rows(const svc_frame_header *h, const ros_batch *b, uint32_t
  */
 int svc_frame_encode_error(const svc_frame_header *h, const ros_error *remote, int64_t row,
                            size_t max_frame, uint8_t **out, size_t *outlen, ros_error *err);
+
+/*
+ * Writes the SHM envelope standing for the frame of header h (its id,
+ * attempt, part and flags are copied; kind SHM, no method) with reference
+ * ref into buf, which holds SVC_FRAME_SHM_SIZE bytes.  Cannot fail: the
+ * caller built ref (svc_frame_decode checks it on the other side).
+ */
+void svc_frame_write_shm(const svc_frame_header *h, const svc_shm_ref *ref, uint8_t *buf);
 
 /* Encodes a BUSY or PONG frame (h->kind) carrying st. */
 int svc_frame_encode_status(const svc_frame_header *h, const svc_status *st, size_t max_frame,

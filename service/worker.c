@@ -34,6 +34,7 @@
  * cache hit, a duplicate) carry the advisory flag SVC_FLAG_REUSED.
  */
 #include "runtime/core/clock.h"
+#include "service/shm.h"
 #include "service/worker.h"
 
 #include <errno.h>
@@ -73,6 +74,7 @@
 #define CTL_TIMEOUT_MS 2000    /* register/deregister with the coordinator */
 #define MALLOC_MMAP_THRESHOLD (128 << 20) /* rosd worker: heap-allocate below this */
 #define MALLOC_TRIM_THRESHOLD (256 << 20) /* rosd worker: free heap kept for reuse */
+#define SHM_MAPPINGS 64        /* callers' shared-memory segments kept mapped */
 
 /* Phases of the handler's start. */
 enum { PH_STARTING, PH_WARMING, PH_READY, PH_FAILED };
@@ -110,6 +112,11 @@ typedef struct wreq {
     uint64_t digest;      /* keyed: svc_frame_digest of the received frame */
     svc_frame f;          /* decoded header and batch (may borrow msg's bytes) */
     nng_msg *msg;         /* received message while f borrows it, else NULL */
+    svc_shm_maps *maps;   /* shm: the cache shm belongs to */
+    svc_shm_map *shm;     /* the caller's segment f borrows (a SHM envelope), else NULL */
+    svc_shm_ref ref;      /* shm: where the request lies and the answer may go */
+    const uint8_t *shm_reply; /* shm: the answer frame written into the segment */
+    size_t shm_reply_len;
     int64_t arrived_ms;   /* monotonic arrival time */
     wctx *waiters;        /* contexts to answer; the receiving one first */
     struct wreq *prev;    /* queue links (queued requests only) */
@@ -184,6 +191,7 @@ struct svc_worker {
     uint64_t malformed;     /* malformed or oversized frames */
     uint64_t cache_hits;    /* requests answered from the cache */
     uint64_t calls;         /* handler calls by the executor */
+    svc_shm_maps *shm;      /* callers' segments (thread-safe on its own) */
 };
 
 static void deadline_ts(struct timespec *ts, int64_t mono_deadline_ms);
@@ -208,6 +216,7 @@ static void ctx_send(wctx *c, nng_msg *m);
 static void ctx_cb(void *arg);
 static void realign(nng_msg *m);
 static void handle_msg(wctx *c, nng_msg *m);
+static int shm_request(svc_worker *w, wreq *r, nng_msg *m, ros_error *err);
 static void handle_request(wctx *c, wreq *r);
 static void handle_cancel(wctx *c, const svc_frame_header *h);
 static void pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg);
@@ -346,6 +355,8 @@ static void req_free(wreq *r)
     svc_frame_clear(&r->f);
     if (r->msg)
         nng_msg_free(r->msg);
+    if (r->shm)
+        svc_shm_release(r->maps, r->shm);
     free(r);
 }
 
@@ -577,6 +588,45 @@ static void realign(nng_msg *m)
     nng_msg_chop(m, shift);
 }
 
+/*
+ * r holds a decoded SHM envelope received in m: maps the caller's segment
+ * (the caller is the ipc peer of m's pipe) and decodes the request frame it
+ * names in place, so that r becomes that REQUEST with its batch borrowed
+ * from the segment.  -1 with err set (r->f.h still names the request, for
+ * the ERROR answer) when the segment cannot be mapped or the frame there is
+ * malformed or not a request of the envelope's id.
+ */
+static int shm_request(svc_worker *w, wreq *r, nng_msg *m, ros_error *err)
+{
+    svc_frame_header env = r->f.h;
+    r->ref = r->f.shm;
+    uint64_t pid = 0; /* from the kernel (SO_PEERCRED); 0 over tcp */
+    if (nng_pipe_get_uint64(nng_msg_get_pipe(m), NNG_OPT_IPC_PEER_PID, &pid) != 0 || pid > INT32_MAX)
+        pid = 0;
+    r->maps = w->shm;
+    r->shm = svc_shm_attach(w->shm, (pid_t)pid, &r->ref, err);
+    if (!r->shm)
+        return -1;
+    const uint8_t *buf = svc_shm_base(r->shm) + r->ref.off;
+    if (svc_frame_decode_view(buf, (size_t)r->ref.len, w->max_frame, &r->f, err) < 0 ||
+        r->f.h.kind != SVC_KIND_REQUEST || r->f.h.id.job != env.id.job || r->f.h.id.op != env.id.op ||
+        r->f.h.id.seq != env.id.seq || r->f.h.part_index != env.part_index) {
+        if (!err->set)
+            ros_error_set(err, SVC_ERR_PROTOCOL_VIOLATION,
+                          "malformed frame: the shared memory holds a %s frame, not the request named",
+                          svc_frame_kind_name(r->f.h.kind));
+        svc_frame_clear(&r->f);
+        r->f.h = env;
+        pthread_mutex_lock(&w->mtx);
+        w->malformed++;
+        pthread_mutex_unlock(&w->mtx);
+        return -1;
+    }
+    if (!(r->f.h.flags & SVC_FLAG_VOLATILE))
+        r->digest = svc_frame_digest(&r->f.h, buf, (size_t)r->ref.len);
+    return 0;
+}
+
 /* Decodes one received message and answers it or queues it. */
 static void handle_msg(wctx *c, nng_msg *m)
 {
@@ -602,12 +652,24 @@ static void handle_msg(wctx *c, nng_msg *m)
         return;
     }
     uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(m));
-    if (r->f.h.kind == SVC_KIND_REQUEST && !(r->f.h.flags & SVC_FLAG_VOLATILE))
-        r->digest = svc_frame_digest(&r->f.h, nng_msg_body(m), nng_msg_len(m));
-    if (r->f.borrowed)
-        r->msg = m; /* the batch points into m */
-    else
+    if (r->f.h.kind == SVC_KIND_SHM) {
+        /* the request lies in the caller's memory: read it there */
+        if (shm_request(w, r, m, &err) < 0) {
+            nng_msg_free(m);
+            nng_msg *reply = error_msg(w, &r->f.h, &err, SVC_FRAME_ROW_NONE);
+            req_free(r);
+            ctx_send(c, reply);
+            return;
+        }
         nng_msg_free(m);
+    } else {
+        if (r->f.h.kind == SVC_KIND_REQUEST && !(r->f.h.flags & SVC_FLAG_VOLATILE))
+            r->digest = svc_frame_digest(&r->f.h, nng_msg_body(m), nng_msg_len(m));
+        if (r->f.borrowed)
+            r->msg = m; /* the batch points into m */
+        else
+            nng_msg_free(m);
+    }
     switch (r->f.h.kind) {
     case SVC_KIND_REQUEST:
         c->pipe = pipe;
@@ -1187,6 +1249,19 @@ static void answer_rows(svc_worker *w, wreq *r, const ros_batch *res, uint32_t s
         ros_error_set(&err, SVC_ERR_PROGRAM_LIMIT, "frame of %zu bytes exceeds the limit of %zu bytes",
                       total + payload, limit);
         ros_error_hint(&err, "Send fewer rows per request part.");
+    } else if (r->shm && total + payload <= r->ref.resp_cap) {
+        /* into the caller's segment, where it asked for the answer; the
+         * message only says where it lies */
+        uint8_t *dst = svc_shm_base(r->shm) + r->ref.resp_off;
+        if (svc_frame_write_rows(&h, res, start, end, w->max_frame, dst, total + payload, &err) == 0 &&
+            nng_msg_alloc(&m, SVC_FRAME_SHM_SIZE) == 0) {
+            svc_shm_ref ref = {0, r->ref.seg_id, r->ref.seg_size, r->ref.resp_off, total + payload, 0, 0};
+            svc_frame_write_shm(&h, &ref, nng_msg_body(m));
+            r->shm_reply = dst;
+            r->shm_reply_len = total + payload;
+        } else if (!err.set) {
+            ros_error_oom(&err);
+        }
     } else if (!(m = reply_msg(r, total + payload))) {
         ros_error_oom(&err);
     } else if (svc_frame_write_rows(&h, res, start, end, w->max_frame, nng_msg_body(m), total + payload,
@@ -1247,12 +1322,15 @@ static void answer_error(svc_worker *w, wreq *r, const ros_error *e, int64_t row
 static void deliver(svc_worker *w, wreq *r, nng_msg *m, bool ok, uint32_t rows)
 {
     uint8_t *copy = NULL;
-    size_t len = m ? nng_msg_len(m) : 0;
+    /* the answer's frame: in m, or (a SHM envelope in m) in the caller's
+     * segment, where only the receiving context's caller can read it */
+    const uint8_t *frame = r->shm_reply ? r->shm_reply : m ? nng_msg_body(m) : NULL;
+    size_t len = r->shm_reply ? r->shm_reply_len : m ? nng_msg_len(m) : 0;
     /* NO_STORE: the asker (an ad-hoc query) will not ask again, so the copy,
      * and on a young worker the fresh pages it lands on, would be waste */
     bool store = ok && m && r->keyed && w->cache_entries && !(r->f.h.flags & SVC_FLAG_NO_STORE);
     if (store && len <= CACHE_BYTES / 4 && (copy = malloc(len)))
-        memcpy(copy, nng_msg_body(m), len);
+        memcpy(copy, frame, len);
 
     pthread_mutex_lock(&w->mtx);
     if (r->keyed)
@@ -1276,13 +1354,21 @@ static void deliver(svc_worker *w, wreq *r, nng_msg *m, bool ok, uint32_t rows)
         next = c->next;
         c->next = NULL;
         nng_msg *cm = m;
-        if (m && next && nng_msg_dup(&cm, m) != 0)
+        if (r->shm_reply && c != waiters) {
+            /* a duplicate's caller cannot read the segment: the frame inline */
             cm = NULL;
+            if (nng_msg_alloc(&cm, len) == 0)
+                memcpy(nng_msg_body(cm), frame, len);
+            else
+                cm = NULL;
+        } else if (m && next && !r->shm_reply && nng_msg_dup(&cm, m) != 0) {
+            cm = NULL;
+        }
         bool reused = ok && c->reused;
         if (cm && (c->attempt != r->f.h.attempt || reused))
             patch_reply(nng_msg_body(cm), c->attempt, reused);
-        if (!next)
-            m = NULL; /* given to the last waiter */
+        if (r->shm_reply ? c == waiters : !next)
+            m = NULL; /* given to the receiving context (shm) or the last waiter */
         ctx_send(c, cm);
     }
     if (m)
@@ -1312,6 +1398,7 @@ static void worker_free(svc_worker *w)
         cache_evict_locked(w, w->lru_head);
     free(w->inflight.b);
     free(w->cache.b);
+    svc_shm_maps_free(w->shm); /* after the requests that used it */
     free(w->group);
     svc_handler_close(w->handler);
     pthread_cond_destroy(&w->wake);
@@ -1371,7 +1458,8 @@ svc_worker *svc_worker_start(const svc_worker_config *cfg, ros_error *err)
     uint64_t nctx = (uint64_t)w->max_queue + EXTRA_CONTEXTS;
     w->nctx = nctx > MAX_CONTEXTS ? MAX_CONTEXTS : (uint32_t)nctx;
     w->group = calloc(w->max_queue, sizeof *w->group);
-    if (!w->spec || !w->options || !w->url || !w->group || htab_init(&w->inflight, w->max_queue) < 0 ||
+    w->shm = svc_shm_maps_new(SHM_MAPPINGS);
+    if (!w->spec || !w->options || !w->url || !w->group || !w->shm || htab_init(&w->inflight, w->max_queue) < 0 ||
         htab_init(&w->cache, w->cache_entries) < 0) {
         ros_error_oom(err);
         goto fail;

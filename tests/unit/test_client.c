@@ -44,6 +44,7 @@
 #include "runtime/core/error.h"
 #include "service/client.h"
 #include "service/frame.h"
+#include "service/shm.h"
 
 #define SERVICE "svc"
 #define JOB 4242
@@ -114,6 +115,7 @@ typedef struct fake {
     _Atomic uint64_t reused_parts; /* echoes of these part indexes (bit i: part i) carry
                                       SVC_FLAG_REUSED; 0: none, as an older worker */
     atomic_bool stop;
+    atomic_int shm_refused; /* SHM envelopes answered "cannot map" */
     pthread_mutex_t mu;
     seen log[SEEN_MAX];    /* under mu */
     int nlog;
@@ -172,6 +174,22 @@ static void fake_error(fake *f, const svc_frame *fr)
         fake_send(f, buf, len);
 }
 
+/* A fake does not map shared memory: it answers a SHM envelope as a
+ * worker that cannot (the client then sends that member frames inline). */
+static void fake_no_shm(fake *f, const svc_frame *fr)
+{
+    svc_frame_header h;
+    svc_frame_reply_header(&h, &fr->h, SVC_KIND_ERROR);
+    ros_error remote;
+    ros_error_clear(&remote);
+    ros_error_set(&remote, SVC_ERR_SHM_UNAVAILABLE, "cannot open the caller's shared memory");
+    uint8_t *buf;
+    size_t len;
+    if (svc_frame_encode_error(&h, &remote, SVC_FRAME_ROW_NONE, 0, &buf, &len, NULL) == 0)
+        fake_send(f, buf, len);
+    atomic_fetch_add(&f->shm_refused, 1);
+}
+
 static void *fake_main(void *arg)
 {
     fake *f = arg;
@@ -202,7 +220,9 @@ static void *fake_main(void *arg)
             snprintf(s->method, sizeof s->method, "%.31s", fr.h.method);
         }
         pthread_mutex_unlock(&f->mu);
-        if (fr.h.kind == SVC_KIND_CANCEL) {
+        if (fr.h.kind == SVC_KIND_SHM) {
+            fake_no_shm(f, &fr);
+        } else if (fr.h.kind == SVC_KIND_CANCEL) {
             fake_status(f, &fr, SVC_KIND_PONG); /* as the worker does */
         } else if (fr.h.kind == SVC_KIND_REQUEST) {
             switch (f->mode) {
@@ -618,7 +638,11 @@ static void test_message_reuse(void **state)
     }
     svc_client_stats st;
     svc_client_get_stats(c, &st);
-    assert_int_equal(st.parts_sent, ns + 20);
+    /* the first part large enough went as a SHM envelope, which the fake
+     * refused: it was sent again inline, as every part after it */
+    assert_int_equal(atomic_load(&f->shm_refused), 1);
+    assert_int_equal(st.parts_shm, 1);
+    assert_int_equal(st.parts_sent, ns + 20 + 1);
     svc_client_close(c);
     fake_stop(f);
 }
@@ -1345,6 +1369,7 @@ typedef struct fake_coord {
     nng_socket pub, ctl;
     pthread_t thr;
     atomic_bool stop;
+    atomic_int shm_refused; /* SHM envelopes answered "cannot map" */
     char answer[1024];
     atomic_int asked;
 } fake_coord;
