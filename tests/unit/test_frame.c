@@ -474,6 +474,57 @@ static void test_error_and_status_frames(void **state)
     }
 }
 
+/* The SHM envelope: its header copies the request's id, attempt and part,
+ * its reference survives a round trip, and references that leave the
+ * segment, overlap or are unaligned do not decode. */
+static void test_shm_envelope(void **state)
+{
+    (void)state;
+    svc_request_id id = {7, 3, 99};
+    svc_frame_header h;
+    svc_frame_header_init(&h, SVC_KIND_REQUEST, &id);
+    h.attempt = 4;
+    svc_frame_set_part(&h, 1, 3);
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_set_method(&h, "m", 1, &err), 0);
+    svc_shm_ref ref = {12, 0xabcdef, 1 << 20, 64, 4096, 8192, 65536};
+    uint8_t buf[SVC_FRAME_SHM_SIZE];
+    svc_frame_write_shm(&h, &ref, buf);
+    svc_frame f;
+    assert_int_equal(svc_frame_decode(buf, sizeof buf, 0, &f, &err), 0);
+    assert_int_equal(f.h.kind, SVC_KIND_SHM);
+    assert_int_equal(f.h.id.job, 7);
+    assert_int_equal(f.h.id.op, 3);
+    assert_int_equal(f.h.id.seq, 99);
+    assert_int_equal(f.h.attempt, 4);
+    assert_int_equal(f.h.part_index, 1);
+    assert_int_equal(f.h.method_len, 0);
+    assert_memory_equal(&f.shm, &ref, sizeof ref);
+    svc_frame_clear(&f);
+    assert_string_equal(svc_frame_kind_name(SVC_KIND_SHM), "shm");
+
+    const svc_shm_ref bad[] = {
+        {12, 1, 1 << 20, 64, (1 << 20), 0, 0},    /* frame past the end */
+        {12, 1, 1 << 20, 64, 32, 8192, 0},        /* shorter than a header */
+        {12, 1, 1 << 20, 60, 4096, 8192, 64},     /* unaligned */
+        {12, 1, 1 << 20, 64, 4096, 4096, 64},     /* area overlaps the frame */
+        {12, 1, 1 << 20, 64, 4096, 8192, 1 << 20}, /* area past the end */
+        {12, 1, 100, UINT64_MAX - 7, 64, 0, 0},   /* offset wraps */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        svc_frame_write_shm(&h, &bad[i], buf);
+        ros_error_clear(&err);
+        assert_int_equal(svc_frame_decode(buf, sizeof buf, 0, &f, &err), -1);
+        assert_string_equal(err.code, SVC_ERR_PROTOCOL_VIOLATION);
+        assert_int_equal(f.h.id.seq, 99); /* the header was valid: answerable by id */
+    }
+    svc_frame_write_shm(&h, &ref, buf);
+    buf[SVC_FRAME_HEADER_SIZE + 4] = 1; /* reserved */
+    assert_int_equal(svc_frame_decode(buf, sizeof buf, 0, &f, &err), -1);
+    assert_int_equal(svc_frame_decode(buf, sizeof buf - 8, 0, &f, &err), -1); /* truncated */
+}
+
 static void test_encode_rejects(void **state)
 {
     (void)state;
@@ -1512,6 +1563,7 @@ int main(void)
         cmocka_unit_test(test_hash64),
         cmocka_unit_test(test_frame_digest),
         cmocka_unit_test(test_reused_flag),
+        cmocka_unit_test(test_shm_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

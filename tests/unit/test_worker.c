@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 #include <cmocka.h>
 #include <nng/nng.h>
@@ -33,6 +34,7 @@
 #include "runtime/core/error.h"
 #include "service/client.h"
 #include "service/frame.h"
+#include "service/shm.h"
 #include "service/worker.h"
 
 /* ---------------------------------------------------------------- */
@@ -1526,6 +1528,217 @@ static void test_answer_sizes(void **state)
     fx_stop(&fx);
 }
 
+/* ---------------------------------------------------------------- */
+/* Shared-memory lane (service/shm.h) */
+
+/* Segments of the lane mapped in this process (client's and worker's). */
+static int shm_mappings(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, "memfd:rosql-svc") != NULL;
+    fclose(f);
+    return n;
+}
+
+/* Text rows through a client to builtin:embed; the answer checked against
+ * the same rows sent inline on the raw socket. */
+static void embed_via_client(fixture *fx, svc_client *c, uint64_t seq, const ros_batch *b, uint32_t dim)
+{
+    ros_batch copy;
+    memset(&copy, 0, sizeof copy);
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_batch_append(&copy, b, &err), 0);
+    assert_int_equal(svc_client_submit(c, seq, NULL, SVC_FLAG_VOLATILE, &copy, NULL, &err), 0);
+    svc_result res;
+    assert_int_equal(svc_client_poll(c, 10000, &res), 1);
+    if (!res.ok)
+        fail_msg("request %llu failed: %s", (unsigned long long)seq, res.error.message);
+    uint8_t *buf;
+    size_t len;
+    req_frame(5, 1, 900 + seq, 0, SVC_FLAG_VOLATILE, 0, b, &buf, &len);
+    svc_frame f;
+    rpc(fx->s, buf, len, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_RESPONSE);
+    const ros_vector *want = &f.batch.cols[0];
+    assert_int_equal(res.out.len, b->nrows);
+    assert_int_equal(res.out.data_len, want->data_len);
+    assert_int_equal(res.out.data_len, (uint64_t)(b->nrows - (b->nrows + 3) / 7) * dim * sizeof(float));
+    assert_memory_equal(res.out.data, want->data, want->data_len);
+    svc_frame_clear(&f);
+    svc_result_clear(&res);
+}
+
+/* Large parts to a local worker go through shared memory, answers come
+ * back the same way (or inline when they do not fit, after which the area
+ * offered grows), cache hits and ROSQL_SVC_SHM=0 are inline, and every
+ * answer is right. */
+static void test_shm_lane(void **state)
+{
+    (void)state;
+    fixture fx;
+    svc_worker_config cfg = config("builtin:echo", NULL);
+    cfg.cache_entries = 64;
+    fx_start(&fx, cfg, true);
+    int before = shm_mappings();
+    svc_client *c = open_client(fx.url, 0);
+    assert_false(client_call(c, 1, 0, 5, 20000)); /* 160 KiB of bigints */
+    svc_client_stats st;
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_shm, 1);
+    assert_int_equal(shm_mappings(), before + 2); /* the client's segment, and the worker's view */
+    assert_true(client_call(c, 1, 0, 5, 20000)); /* from the cache: inline, reused */
+    assert_false(client_call(c, 2, 0, 7, 100));  /* small: inline */
+    assert_false(client_call(c, 3, 0, -9, 30000));
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_shm, 3);
+    assert_int_equal(st.parts_sent, 4);
+    svc_client_close(c);
+
+    setenv("ROSQL_SVC_SHM", "0", 1);
+    c = open_client(fx.url, 0);
+    assert_false(client_call(c, 4, 0, 1, 20000));
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_shm, 0);
+    svc_client_close(c);
+    unsetenv("ROSQL_SVC_SHM");
+    fx_stop(&fx);
+
+    /* answers much larger than their requests (3 000 short texts -> 256
+     * floats each): the first does not fit the area offered and comes
+     * inline, the next ones fit */
+    fx_start(&fx, config("builtin:embed", "dim=256\n"), true);
+    ros_batch b;
+    batch_text(&b, 3000, 12);
+    c = open_client(fx.url, 0);
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        embed_via_client(&fx, c, seq, &b, 256);
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_shm, 3);
+    svc_client_close(c);
+    svc_batch_free(&b);
+    fx_stop(&fx);
+}
+
+/* An envelope sent by hand on the raw socket, naming seg (or fd) with
+ * the request frame at off. */
+static void shm_rpc(fixture *fx, uint32_t fd, uint64_t id, uint64_t size, uint64_t off, uint64_t len,
+                    uint64_t resp_off, uint64_t resp_cap, uint64_t seq, svc_frame *ans)
+{
+    svc_request_id rid = {5, 1, seq};
+    svc_frame_header h;
+    svc_frame_header_init(&h, SVC_KIND_REQUEST, &rid);
+    svc_shm_ref ref = {fd, id, size, off, len, resp_off, resp_cap};
+    uint8_t env[SVC_FRAME_SHM_SIZE];
+    svc_frame_write_shm(&h, &ref, env);
+    rpc_raw(fx->s, env, sizeof env, ans);
+}
+
+/* Envelopes that name no segment, another segment, memory outside it or a
+ * malformed frame in it are answered with an error, and the worker goes on
+ * serving, shared memory included. */
+static void test_shm_malformed(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_start(&fx, config("builtin:echo", NULL), true);
+    ros_error err;
+    ros_error_clear(&err);
+    svc_shm_seg seg;
+    assert_int_equal(svc_shm_seg_create(&seg, 1 << 20, &err), 0);
+    ros_batch b;
+    batch_seq(&b, 100, 1000);
+    uint8_t *buf;
+    size_t len;
+    req_frame(5, 1, 1, 0, SVC_FLAG_VOLATILE, 0, &b, &buf, &len);
+    memcpy(seg.base + SVC_SHM_SEG_HEADER, buf, len);
+    free(buf);
+    uint64_t resp_off = SVC_SHM_SEG_HEADER + ((len + 63) & ~(size_t)63);
+    uint64_t cap = seg.size - resp_off;
+    svc_frame f;
+
+    /* the good one: the answer lies in the segment */
+    shm_rpc(&fx, (uint32_t)seg.fd, seg.id, seg.size, SVC_SHM_SEG_HEADER, len, resp_off, cap, 1, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_SHM);
+    assert_int_equal(f.shm.off, resp_off);
+    svc_frame ans;
+    assert_int_equal(svc_frame_decode(seg.base + f.shm.off, (size_t)f.shm.len, 0, &ans, &err), 0);
+    assert_int_equal(ans.h.kind, SVC_KIND_RESPONSE);
+    assert_int_equal(ans.h.id.seq, 1);
+    assert_seq(&ans, 100, 1000);
+    svc_frame_clear(&ans);
+    svc_frame_clear(&f);
+
+    /* not open, not a segment (a regular file), another segment's id */
+    char path[128];
+    snprintf(path, sizeof path, "%s/plain", fx.dir);
+    int pf = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(pf >= 0);
+    assert_int_equal(ftruncate(pf, (off_t)seg.size), 0);
+    const struct {
+        uint32_t fd;
+        uint64_t id;
+    } bad[] = {{9999, seg.id}, {(uint32_t)pf, seg.id}, {(uint32_t)seg.fd, seg.id + 1}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        shm_rpc(&fx, bad[i].fd, bad[i].id, seg.size, SVC_SHM_SEG_HEADER, len, resp_off, cap, 2, &f);
+        assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+        assert_string_equal(f.remote.code, SVC_ERR_SHM_UNAVAILABLE);
+        assert_int_equal(f.h.id.seq, 2); /* answered under the request's id */
+        svc_frame_clear(&f);
+    }
+    close(pf);
+    unlink(path);
+
+    /* ranges outside the segment or overlapping: malformed envelopes */
+    const uint64_t ranges[][4] = {
+        {SVC_SHM_SEG_HEADER, seg.size, resp_off, cap},          /* frame past the end */
+        {SVC_SHM_SEG_HEADER, len, resp_off, cap + 8},           /* area past the end */
+        {SVC_SHM_SEG_HEADER, len, SVC_SHM_SEG_HEADER + 8, 64},  /* overlap */
+        {SVC_SHM_SEG_HEADER + 4, len, resp_off, cap},           /* unaligned */
+        {SVC_SHM_SEG_HEADER, 8, resp_off, cap},                 /* shorter than a header */
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        shm_rpc(&fx, (uint32_t)seg.fd, seg.id, seg.size, ranges[i][0], ranges[i][1], ranges[i][2],
+                ranges[i][3], 3, &f);
+        assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+        assert_string_equal(f.remote.code, SVC_ERR_PROTOCOL_VIOLATION);
+        svc_frame_clear(&f);
+    }
+
+    /* a malformed frame in the segment, and a frame that is not a request */
+    memset(seg.base + SVC_SHM_SEG_HEADER + 8, 0xee, 8);
+    shm_rpc(&fx, (uint32_t)seg.fd, seg.id, seg.size, SVC_SHM_SEG_HEADER, len, resp_off, cap, 4, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+    assert_string_equal(f.remote.code, SVC_ERR_PROTOCOL_VIOLATION);
+    svc_frame_clear(&f);
+    simple_frame(SVC_KIND_PING, 5, 1, 0, &buf, &len);
+    memcpy(seg.base + SVC_SHM_SEG_HEADER, buf, len);
+    free(buf);
+    shm_rpc(&fx, (uint32_t)seg.fd, seg.id, seg.size, SVC_SHM_SEG_HEADER, len, resp_off, cap, 0, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+    assert_string_equal(f.remote.code, SVC_ERR_PROTOCOL_VIOLATION);
+    svc_frame_clear(&f);
+    assert_true(ping(fx.s).malformed >= 7);
+
+    /* still serving, through shared memory too */
+    req_frame(5, 1, 6, 0, SVC_FLAG_VOLATILE, 0, &b, &buf, &len);
+    memcpy(seg.base + SVC_SHM_SEG_HEADER, buf, len);
+    free(buf);
+    shm_rpc(&fx, (uint32_t)seg.fd, seg.id, seg.size, SVC_SHM_SEG_HEADER, len, resp_off, cap, 6, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_SHM);
+    assert_int_equal(svc_frame_decode(seg.base + f.shm.off, (size_t)f.shm.len, 0, &ans, &err), 0);
+    assert_seq(&ans, 100, 1000);
+    svc_frame_clear(&ans);
+    svc_frame_clear(&f);
+    svc_batch_free(&b);
+    svc_shm_seg_destroy(&seg);
+    fx_stop(&fx);
+}
+
 static void test_user_library(void **state)
 {
     (void)state;
@@ -1616,6 +1829,8 @@ int main(void)
         cmocka_unit_test(test_failed_start),
         cmocka_unit_test(test_echo_types),
         cmocka_unit_test(test_answer_sizes),
+        cmocka_unit_test(test_shm_lane),
+        cmocka_unit_test(test_shm_malformed),
         cmocka_unit_test(test_batching_across_callers),
         cmocka_unit_test(test_batching_limits),
         cmocka_unit_test(test_cache),
