@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,7 +98,7 @@ void svc_shm_seg_destroy(svc_shm_seg *s)
 
 /* Mappings unused this long are unmapped when the cache is next touched:
  * a caller that went away does not keep its memory alive through us. */
-#define IDLE_UNMAP_MS 10000
+#define IDLE_UNMAP_MS 5000
 
 struct svc_shm_map {
     pid_t pid;
@@ -268,6 +269,24 @@ void svc_shm_release(svc_shm_maps *ms, svc_shm_map *m)
     pthread_mutex_lock(&ms->mu);
     m->users--;
     m->used_ms = ros_mono_ms();
+    pthread_mutex_unlock(&ms->mu);
+}
+
+void svc_shm_sweep(svc_shm_maps *ms)
+{
+    int64_t now = ros_mono_ms();
+    pthread_mutex_lock(&ms->mu);
+    for (svc_shm_map **pp = &ms->head; *pp;) {
+        svc_shm_map *m = *pp;
+        if (m->users == 0 &&
+            (now - m->used_ms > IDLE_UNMAP_MS || (kill(m->pid, 0) < 0 && errno == ESRCH))) {
+            *pp = m->next;
+            ms->n--;
+            unmap_one(m);
+            continue;
+        }
+        pp = &m->next;
+    }
     pthread_mutex_unlock(&ms->mu);
 }
 

@@ -80,6 +80,11 @@ uint8_t *svc_shm_base(const svc_shm_map *m);
 /* Drops a user taken by svc_shm_attach.  Thread-safe. */
 void svc_shm_release(svc_shm_maps *ms, svc_shm_map *m);
 
+/* Unmaps the unused mappings of callers that exited or that went unused
+ * for a while (the worker calls it every few seconds while idle), so that a
+ * caller's memory is not kept alive by the worker.  Thread-safe. */
+void svc_shm_sweep(svc_shm_maps *ms);
+
 /* Mappings held now (for tests and diagnostics). */
 unsigned svc_shm_mapped(svc_shm_maps *ms);
 

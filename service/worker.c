@@ -75,6 +75,7 @@
 #define MALLOC_MMAP_THRESHOLD (128 << 20) /* rosd worker: heap-allocate below this */
 #define MALLOC_TRIM_THRESHOLD (256 << 20) /* rosd worker: free heap kept for reuse */
 #define SHM_MAPPINGS 64        /* callers' shared-memory segments kept mapped */
+#define SHM_SWEEP_MS 2000      /* idle executor: unmap segments of callers gone */
 
 /* Phases of the handler's start. */
 enum { PH_STARTING, PH_WARMING, PH_READY, PH_FAILED };
@@ -959,7 +960,9 @@ static void *exec_main(void *arg)
     while (!w->stopping) {
         wreq *head = w->qhead;
         if (!head) {
-            pthread_cond_wait(&w->wake, &w->mtx);
+            /* idle: now and then, let go of callers' segments nobody uses */
+            if (cond_wait_until(&w->wake, &w->mtx, ros_mono_ms() + SHM_SWEEP_MS) == 1 && w->shm)
+                svc_shm_sweep(w->shm);
             continue;
         }
         /* A request sent ALONE (its caller isolating a failing row) goes

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <nng/nng.h>
@@ -1739,6 +1740,64 @@ static void test_shm_malformed(void **state)
     fx_stop(&fx);
 }
 
+/* Another process's segment: mapped through its pid, the header checked,
+ * kept while that process lives and unmapped by a sweep once it exited. */
+static void test_shm_other_process(void **state)
+{
+    (void)state;
+    int up[2], down[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(down), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ros_error err;
+        ros_error_clear(&err);
+        svc_shm_seg seg;
+        if (svc_shm_seg_create(&seg, 1 << 16, &err) < 0)
+            _exit(2);
+        memcpy(seg.base + SVC_SHM_SEG_HEADER, "hello", 6);
+        svc_shm_ref ref = {(uint32_t)seg.fd, seg.id, seg.size, SVC_SHM_SEG_HEADER, 64, 0, 0};
+        if (write(up[1], &ref, sizeof ref) != (ssize_t)sizeof ref)
+            _exit(3);
+        char c;
+        (void)!read(down[0], &c, 1); /* until the parent says so */
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    svc_shm_ref ref;
+    assert_int_equal(read(up[0], &ref, sizeof ref), (ssize_t)sizeof ref);
+    svc_shm_maps *ms = svc_shm_maps_new(4);
+    assert_non_null(ms);
+    ros_error err;
+    ros_error_clear(&err);
+    svc_shm_map *m = svc_shm_attach(ms, pid, &ref, &err);
+    if (!m)
+        fail_msg("attach: %s", err.message);
+    assert_string_equal((const char *)svc_shm_base(m) + SVC_SHM_SEG_HEADER, "hello");
+    svc_shm_ref wrong = ref;
+    wrong.seg_id ^= 1;
+    ros_error_clear(&err);
+    assert_null(svc_shm_attach(ms, pid, &wrong, &err));
+    assert_string_equal(err.code, SVC_ERR_SHM_UNAVAILABLE);
+    ros_error_clear(&err);
+    assert_null(svc_shm_attach(ms, 0, &ref, &err)); /* no peer pid (tcp) */
+    assert_string_equal(err.code, SVC_ERR_SHM_UNAVAILABLE);
+    svc_shm_release(ms, m);
+    svc_shm_sweep(ms);
+    assert_int_equal(svc_shm_mapped(ms), 1); /* its owner lives, recently used */
+    assert_int_equal(write(down[1], "x", 1), 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    svc_shm_sweep(ms);
+    assert_int_equal(svc_shm_mapped(ms), 0);
+    svc_shm_maps_free(ms);
+    close(up[0]);
+    close(down[1]);
+}
+
 static void test_user_library(void **state)
 {
     (void)state;
@@ -1831,6 +1890,7 @@ int main(void)
         cmocka_unit_test(test_answer_sizes),
         cmocka_unit_test(test_shm_lane),
         cmocka_unit_test(test_shm_malformed),
+        cmocka_unit_test(test_shm_other_process),
         cmocka_unit_test(test_batching_across_callers),
         cmocka_unit_test(test_batching_limits),
         cmocka_unit_test(test_cache),
