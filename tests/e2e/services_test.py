@@ -55,22 +55,28 @@ def test_lifecycle_and_query(db):
     check(not any(alive(p) for p in pids), "instances stopped after DROP SERVICE")
 
 
-def test_kill_instance_mid_query(db):
-    datagen(db, 100000)
-    db.run("CREATE SERVICE d USING 'builtin:delay' WITH (instances = 2, delay_ms = 10, max_batch = 256)")
+def kill_instance_mid_query(db, rows, delay_ms, batch, shm):
+    datagen(db, rows)
+    db.run("CREATE SERVICE d USING 'builtin:delay' WITH (instances = 2, delay_ms = %d, max_batch = %d)"
+           % (delay_ms, batch))
     ins = wait_until(lambda: ready(db, "d", 2), 30, "two ready instances")
-    victim = int(ins[0]["pid"])
-    db.run("CREATE FUNCTION slow(bigint) RETURNS bigint SERVICE d WITH (max_retries = 5)")
+    victim, other = int(ins[0]["pid"]), int(ins[1]["pid"])
+    db.run("CREATE FUNCTION slow(bigint) RETURNS bigint SERVICE d WITH (max_retries = 5, max_batch = %d)" % batch)
     q = subprocess.Popen([harness.ROSQL, db.path, "-q", "-c", "CREATE TABLE out AS SELECT id, slow(id) AS v FROM g"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=db.tmp)
     # kill once the query is well under way
-    wait_until(lambda: sum(int(i["rows"]) for i in db.instances("d")) > 20000, 30, "the query to be under way")
+    wait_until(lambda: sum(int(i["rows"]) for i in db.instances("d")) > rows // 5, 30, "the query to be under way")
     os.kill(victim, signal.SIGKILL)
     out, err = q.communicate(timeout=120)
     check(q.returncode == 0, "query survived the kill: %s%s" % (out, err))
+    if shm:
+        # the surviving instance read the batches from the shell's memory
+        with open("/proc/%d/maps" % other) as f:
+            check("rosql-svc" in f.read(), "batches of %d rows went through shared memory" % batch)
     r = db.rows("SELECT count(*) AS n, count(DISTINCT id) AS ids, count(*) FILTER (WHERE v = id) AS right_value,"
                 " min(id) AS lo, max(id) AS hi FROM out")[0]
-    check(r == {"n": "100000", "ids": "100000", "right_value": "100000", "lo": "1", "hi": "100000"},
+    n = str(rows)
+    check(r == {"n": n, "ids": n, "right_value": n, "lo": "1", "hi": n},
           "every row answered exactly once with the right value: %r" % r)
     ins = wait_until(lambda: (lambda x: x if x and int(x[0]["pid"]) != victim else None)(ready(db, "d", 2)), 30,
                      "the killed instance to be back")
@@ -79,6 +85,16 @@ def test_kill_instance_mid_query(db):
     check(int(i0["restarts"]) >= 1, "the restart is counted: %r" % i0)
     check(int(ins[1]["restarts"]) == 0, "the other instance was not touched: %r" % ins[1])
     drop(db, "d", ["slow"])
+
+
+def test_kill_instance_mid_query(db):
+    kill_instance_mid_query(db, 100000, 10, 256, False)
+
+
+def test_kill_instance_mid_query_shm(db):
+    """The same with batches of 4096 bigints (frames over 32 KiB), which go
+    to the instances through shared memory."""
+    kill_instance_mid_query(db, 200000, 60, 4096, True)
 
 
 def test_crash_loop_and_no_ready_instance(db):
