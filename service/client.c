@@ -891,42 +891,42 @@ static nng_msg *encode_part(svc_client *c, flight *fl, part *p, size_t size, ros
 {
     request *r = p->r;
     member *m = fl->m;
+    svc_shm_ref ref = {0};
     fl->via_shm = false;
     if (m->shm && size >= SHM_MIN_FRAME && size <= c->frame_limit) {
         size_t req_room = (size + 63) & ~(size_t)63;
-        size_t resp = fl->resp_want > size ? fl->resp_want : size;
-        resp = (resp + 63) & ~(size_t)63;
+        size_t resp = ((fl->resp_want > size ? fl->resp_want : size) + 63) & ~(size_t)63;
         size_t need = SVC_SHM_SEG_HEADER + req_room + resp;
         if (fl->seg.base && fl->seg.size < need)
             svc_shm_seg_destroy(&fl->seg);
         ros_error serr;
         ros_error_clear(&serr);
-        if (!fl->seg.base && svc_shm_seg_create(&fl->seg, need + need / 4, &serr) < 0)
+        if (!fl->seg.base && svc_shm_seg_create(&fl->seg, need + need / 4, &serr) < 0) {
             m->shm = false; /* inline from now on */
-        nng_msg *env = m->shm ? msg_get(c, SVC_FRAME_SHM_SIZE) : NULL;
-        if (env) {
-            if (svc_frame_write_rows(&r->h, &r->args, p->rows.start, p->rows.end, c->cfg.max_frame,
-                                     fl->seg.base + SVC_SHM_SEG_HEADER, size, err) < 0) {
-                msg_put(c, env);
-                return NULL;
-            }
-            svc_shm_ref ref = {(uint32_t)fl->seg.fd, fl->seg.id, fl->seg.size, SVC_SHM_SEG_HEADER, size,
-                               SVC_SHM_SEG_HEADER + req_room, fl->seg.size - SVC_SHM_SEG_HEADER - req_room};
-            svc_frame_write_shm(&r->h, &ref, nng_msg_body(env));
-            fl->ref = ref;
+        } else {
+            ref = (svc_shm_ref){(uint32_t)fl->seg.fd, fl->seg.id, fl->seg.size, SVC_SHM_SEG_HEADER, size,
+                                SVC_SHM_SEG_HEADER + req_room, fl->seg.size - SVC_SHM_SEG_HEADER - req_room};
             fl->via_shm = true;
-            return env;
         }
     }
-    nng_msg *msg = msg_get(c, size);
+    /* the frame goes into the segment (and the message is the envelope) or
+     * into the message itself */
+    nng_msg *msg = msg_get(c, fl->via_shm ? SVC_FRAME_SHM_SIZE : size);
     if (!msg) {
+        fl->via_shm = false;
         ros_error_oom(err);
         return NULL;
     }
-    if (svc_frame_write_rows(&r->h, &r->args, p->rows.start, p->rows.end, c->cfg.max_frame,
-                             nng_msg_body(msg), size, err) < 0) {
+    uint8_t *dst = fl->via_shm ? fl->seg.base + SVC_SHM_SEG_HEADER : nng_msg_body(msg);
+    if (svc_frame_write_rows(&r->h, &r->args, p->rows.start, p->rows.end, c->cfg.max_frame, dst, size,
+                             err) < 0) {
+        fl->via_shm = false;
         msg_put(c, msg);
         return NULL;
+    }
+    if (fl->via_shm) {
+        svc_frame_write_shm(&r->h, &ref, nng_msg_body(msg));
+        fl->ref = ref;
     }
     return msg;
 }
