@@ -163,7 +163,8 @@ def test_kill_job_exactly_once(db):
     jid = submit(db, "INSERT INTO out SELECT x, inc(x) FROM g", "300ms")
     pid = job_pid(db, jid)
     wait_until(lambda: int(job(db, jid)["last_checkpoint"]) > 1 or None, 30, "a checkpoint")
-    inst = instance_pids(db, "inc")
+    inst = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(instance_pids(db, "inc")), 30,
+                      "both instances ready")
     os.kill(pid, signal.SIGKILL)
     j = wait_state(db, jid, ("finished", "failed"), 90)
     check(j["state"] == "finished", "finished after the kill: %r" % j)
@@ -187,7 +188,9 @@ def test_kill_coordinator(db):
     setup(db, 8000, 2000)
     jid = submit(db, "INSERT INTO out SELECT x, inc(x) FROM g", "300ms")
     pid = job_pid(db, jid)
-    inst = instance_pids(db, "inc")
+    # the decoupled function's instance may still be loading (slow under
+    # ASan): read its pid once it is ready, not before
+    inst = wait_until(lambda: instance_pids(db, "inc") or None, 30, "the instance ready")
     coord = coordinator_pid(db)
     check(coord and alive(coord), "coordinator runs")
     os.kill(coord, signal.SIGKILL)
