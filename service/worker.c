@@ -1387,9 +1387,18 @@ static void worker_free(svc_worker *w)
 {
     if (w->ctxs) {
         nng_close(w->sock); /* pending operations fail with NNG_ECLOSED */
-        for (uint32_t i = 0; i < w->nctx; i++)
-            if (w->ctxs[i].aio)
-                nng_aio_free(w->ctxs[i].aio); /* waits for a running callback */
+        for (uint32_t i = 0; i < w->nctx; i++) {
+            wctx *c = &w->ctxs[i];
+            if (!c->aio)
+                continue;
+            nng_aio_stop(c->aio); /* waits for a running callback */
+            /* A callback that answered as the aio stopped had its send
+             * discarded by nng without a callback: the reply is ours. */
+            nng_msg *m = c->phase == CTX_SEND ? nng_aio_get_msg(c->aio) : NULL;
+            if (m)
+                nng_msg_free(m);
+            nng_aio_free(c->aio);
+        }
         free(w->ctxs);
     }
     while (w->qhead) {

@@ -1,5 +1,5 @@
 # nng, built from Debian bookworm's own source package (1.5.2-2: the
-# upstream tarball plus Debian's patches) with rosql's fixes for three close
+# upstream tarball plus Debian's patches) with rosql's fixes for four close
 # races on top, close-races.patch.  Why: see third_party/nng/README.md.
 #
 # Sets NNG_LIB (the static library target) and NNG_INCLUDE for the rest of
@@ -15,6 +15,8 @@ set(ROSQL_NNG_DEBIAN_SHA256 ecf0bcd3b5645b95aa1f1f58519547bcfaaab81a863f88a59178
 # the next configure run patch.cmake again (it undoes what it applied
 # before, then applies the current patches)
 file(SHA256 ${CMAKE_CURRENT_LIST_DIR}/close-races.patch ROSQL_NNG_PATCH_SHA256)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+  ${CMAKE_CURRENT_LIST_DIR}/close-races.patch ${CMAKE_CURRENT_LIST_DIR}/patch.cmake)
 
 FetchContent_Declare(nng
   URL "${ROSQL_NNG_BASE}/nng_1.5.2.orig.tar.gz"
