@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 # nng is built from Debian's source package (third_party/nng), which needs patch.
 PACKAGES=(build-essential cmake pkg-config patch libpg-query-dev libprotobuf-c-dev libsqlite3-dev
-          libcmocka-dev libedit-dev sqlite3 time python3)
+          libcmocka-dev libedit-dev sqlite3 time python3
+          gdb) # gdb: tests print a hung process's backtraces with it
 # PostgreSQL is only needed by the differential tests (tests/diff), which
 # skip cleanly without it; install it when asked.
 if [ "${ROSQL_WITH_POSTGRES:-0}" = 1 ]; then

@@ -16,6 +16,7 @@ import select
 import signal
 import sys
 import tempfile
+import termios
 import time
 
 TIMEOUT = 15.0
@@ -79,7 +80,24 @@ class Shell:
         except EOFError:
             pass
 
-    def send(self, s):
+    def wait_raw(self, timeout=TIMEOUT):
+        """Waits until the shell has put the terminal in raw mode, which
+        libedit does when it starts reading a line.  A key typed before that
+        meets the line discipline in canonical mode, where a Ctrl-D on an
+        empty line is an end-of-file that the switch to raw mode loses (the
+        shell then never sees it: the flake this guards against)."""
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.fd)[3] & termios.ICANON:
+            if time.monotonic() > deadline:
+                raise AssertionError("the terminal never left canonical mode (is rosql reading a line?)")
+            time.sleep(0.01)
+
+    def send(self, s, reading=True):
+        """Types s; reading: the shell is at its prompt (wait for raw mode
+        first).  False while a statement runs, when keys such as Ctrl-C
+        must reach the line discipline in cooked mode."""
+        if reading:
+            self.wait_raw()
         os.write(self.fd, s.encode("utf-8"))
 
     def type_line(self, s):
@@ -95,7 +113,33 @@ class Shell:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 return os.waitstatus_to_exitcode(status)
-        raise AssertionError("rosql did not exit")
+        raise AssertionError("rosql did not exit within %.0f s; screen after last match:\n%s\n%s"
+                             % (timeout, self.text()[self.seen:], self.threads()))
+
+    def threads(self):
+        """Where the child's threads are: each thread's name, state and kernel
+        wait channel, and a gdb backtrace when gdb is installed."""
+        out = []
+        try:
+            base = "/proc/%d/task" % self.pid
+            for tid in sorted(os.listdir(base)):
+                def rd(name):
+                    try:
+                        with open("%s/%s/%s" % (base, tid, name)) as f:
+                            return f.read().strip()
+                    except OSError:
+                        return "?"
+                out.append("%s %s state=%s wchan=%s" % (tid, rd("comm"), rd("stat").split(") ")[-1][:1],
+                                                      rd("wchan")))
+            import shutil
+            import subprocess
+            if shutil.which("gdb"):
+                p = subprocess.run(["gdb", "-p", str(self.pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+                                   capture_output=True, text=True, timeout=60)
+                out.append("gdb:\n" + (p.stdout or p.stderr)[-12000:])
+        except Exception as e:  # diagnostics only: never hide the failure
+            out.append("(thread dump failed: %s)" % e)
+        return "threads:\n" + "\n".join(out)
 
     def kill(self):
         try:
@@ -200,7 +244,7 @@ def main():
         sh.expect(r"shop=> ")
         sh.type_line("SELECT n FROM ticks;")
         sh.settle(1.0)
-        sh.send("\x03")
+        sh.send("\x03", reading=False)  # the statement runs: cooked mode, SIGINT
         sh.expect(r"ERROR:  canceling statement due to user request\n", timeout=30)
         sh.expect(r"shop=> ")
         sh.type_line("SELECT 7 AS still_alive;")
