@@ -198,8 +198,9 @@ static int project_next(rt_op *op, ros_batch **out, ros_error *err)
 
 typedef struct agg_state {
     int64_t count;       /* rows counted (count) / non-NULL values seen (sum, avg, min, max) */
-    int64_t isum;        /* integer sum */
-    double fsum;         /* float sum */
+    int64_t isum;        /* min/max: the integer best, or the index of a varlen best */
+    double fsum;         /* float sum; min/max: the float best */
+    __int128 wide;       /* integer sum, exact: only the result must fit a bigint */
 } agg_state;
 
 typedef struct hash_state {
@@ -335,21 +336,89 @@ static int64_t hash_lookup(hash_state *h, bool *is_new)
 /* ---------------------------------------------------------------- */
 /* Aggregate */
 
-static int agg_sum_add(agg_state *st, const ros_vector *v, uint32_t i, ros_type result, ros_error *err)
+/* Adds row i of v (not NULL) to a sum; result FLOAT64 sums integers as
+ * doubles (avg).  Integer sums are exact in 128 bits (2^64 bigints cannot
+ * overflow them): a sum whose result fits a bigint is right even when a
+ * partial sum did not, and agg_emit checks the result. */
+static void agg_sum_add(agg_state *st, const ros_vector *v, uint32_t i, ros_type result)
 {
     if (ros_type_is_integer(v->type)) {
         int64_t x = v->type == ROS_TYPE_INT16 ? ROS_VEC_I16(v)[i] : v->type == ROS_TYPE_INT32 ? ROS_VEC_I32(v)[i]
                                                                                              : ROS_VEC_I64(v)[i];
-        if (result == ROS_TYPE_FLOAT64) {
+        if (result == ROS_TYPE_FLOAT64)
             st->fsum += (double)x;
-        } else if (__builtin_add_overflow(st->isum, x, &st->isum))
-            return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "bigint out of range");
+        else
+            st->wide += x;
     } else {
         st->fsum += v->type == ROS_TYPE_FLOAT32 ? ROS_VEC_F32(v)[i] : ROS_VEC_F64(v)[i];
     }
     st->count++;
-    return 0;
 }
+
+/* Rows of v among the first n that are not NULL. */
+static uint32_t count_valid(const ros_vector *v, uint32_t n)
+{
+    if (!v->validity)
+        return n;
+    uint32_t c = 0, full = n / 8;
+    for (uint32_t b = 0; b < full; b++)
+        c += (uint32_t)__builtin_popcount(v->validity[b]);
+    if (n % 8)
+        c += (uint32_t)__builtin_popcount(v->validity[full] & ((1u << (n % 8)) - 1));
+    return c;
+}
+
+/*
+ * sum/avg of a whole column into st, in row order (float sums add in the
+ * same order as row by row, so both paths give the same bits).  The loops
+ * are per type, without a NULL test when the column has no NULLs: this is
+ * the aggregate's inner loop for every ungrouped sum.
+ */
+#define SUM_LOOP(T, acc, conv)                                                 \
+    do {                                                                       \
+        const T *x_ = (const T *)v->values;                                    \
+        if (!v->validity) {                                                    \
+            for (uint32_t i_ = 0; i_ < n; i_++)                                \
+                acc += conv x_[i_];                                            \
+        } else {                                                               \
+            for (uint32_t i_ = 0; i_ < n; i_++)                                \
+                if (!ros_vector_is_null(v, i_))                                \
+                    acc += conv x_[i_];                                        \
+        }                                                                      \
+    } while (0)
+
+static void agg_sum_column(agg_state *st, const ros_vector *v, uint32_t n, ros_type result)
+{
+    bool as_double = result != ROS_TYPE_INT64;
+    switch (v->type) {
+    case ROS_TYPE_INT16:
+        if (as_double)
+            SUM_LOOP(int16_t, st->fsum, (double));
+        else
+            SUM_LOOP(int16_t, st->wide, );
+        break;
+    case ROS_TYPE_INT32:
+        if (as_double)
+            SUM_LOOP(int32_t, st->fsum, (double));
+        else
+            SUM_LOOP(int32_t, st->wide, );
+        break;
+    case ROS_TYPE_INT64:
+        if (as_double)
+            SUM_LOOP(int64_t, st->fsum, (double));
+        else
+            SUM_LOOP(int64_t, st->wide, );
+        break;
+    case ROS_TYPE_FLOAT32:
+        SUM_LOOP(float, st->fsum, (double));
+        break;
+    default:
+        SUM_LOOP(double, st->fsum, );
+        break;
+    }
+    st->count += count_valid(v, n);
+}
+#undef SUM_LOOP
 
 /*
  * MIN/MAX: fixed-width values live in the group's agg_state (isum for
@@ -386,6 +455,72 @@ static int agg_minmax_add(hash_state *h, int a, agg_state *st, bool is_min, cons
     return 0;
 }
 
+/* Adds row i to aggregate a of group g (state st); -1 when out of memory. */
+static int agg_add_row(hash_state *h, const plan_aggcall *ac, int a, agg_state *st, int64_t g, const ros_vector *v,
+                       const ros_vector *filter, uint32_t i)
+{
+    if (filter && (ros_vector_is_null(filter, i) || !ROS_VEC_BOOL(filter)[i]))
+        return 0;
+    if (ac->kind == AGG_COUNT_STAR) {
+        st->count++;
+        return 0;
+    }
+    if (ros_vector_is_null(v, i))
+        return 0;
+    if (ac->distinct) {
+        hash_state *d = h->distinct[a];
+        ros_strbuf_reset(&d->scratch);
+        ros_strbuf_appendn(&d->scratch, (const char *)&g, sizeof g);
+        rt_key_encode(v, i, &d->scratch);
+        bool is_new;
+        if (d->scratch.oom || hash_lookup(d, &is_new) < 0)
+            return -1;
+        if (!is_new)
+            return 0;
+    }
+    switch (ac->kind) {
+    case AGG_COUNT:
+        st->count++;
+        break;
+    case AGG_SUM:
+    case AGG_AVG:
+        agg_sum_add(st, v, i, ac->kind == AGG_AVG ? ROS_TYPE_FLOAT64 : ac->type);
+        break;
+    case AGG_MIN:
+    case AGG_MAX:
+        return agg_minmax_add(h, a, st, ac->kind == AGG_MIN, v, i);
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* Adds the first n rows of v to an ungrouped aggregate in one go when it
+ * can (count(*), count, sum and avg without DISTINCT or FILTER); false when
+ * the caller must add them row by row. */
+static bool agg_add_column(const plan_aggcall *ac, agg_state *st, const ros_vector *v, const ros_vector *filter,
+                           uint32_t n)
+{
+    if (filter || ac->distinct)
+        return false;
+    switch (ac->kind) {
+    case AGG_COUNT_STAR:
+        st->count += n;
+        return true;
+    case AGG_COUNT:
+        st->count += count_valid(v, n);
+        return true;
+    case AGG_SUM:
+    case AGG_AVG:
+        if (!ros_type_is_numeric(v->type))
+            return false;
+        agg_sum_column(st, v, n, ac->kind == AGG_AVG ? ROS_TYPE_FLOAT64 : ac->type);
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Consumes the whole input into the hash table. */
 static int agg_build(rt_op *op, ros_error *err)
 {
@@ -417,64 +552,37 @@ static int agg_build(rt_op *op, ros_error *err)
             if ((ax && !args[a]) || (fx && !filters[a]))
                 return -1;
         }
-        for (uint32_t i = 0; i < n; i++) {
-            int64_t g = 0;
-            if (ngroup > 0) {
-                ros_strbuf_reset(&h->scratch);
-                for (int k = 0; k < ngroup; k++)
-                    rt_key_encode(keys[k], i, &h->scratch);
-                if (h->scratch.oom)
-                    return ros_error_oom(err);
-                bool is_new;
-                g = hash_lookup(h, &is_new);
-                if (g < 0)
-                    return ros_error_oom(err);
-                if (is_new)
-                    for (int k = 0; k < ngroup; k++)
-                        if (rt_vector_append_row(&h->groups.cols[k], keys[k], i) < 0)
-                            return ros_error_oom(err);
-            }
+        if (ngroup == 0) {
+            /* one group: each aggregate takes the whole column at once */
             for (int a = 0; a < naggs; a++) {
                 const plan_aggcall *ac = &p->u.agg.aggs[a];
-                if (filters[a] && (ros_vector_is_null(filters[a], i) || !ROS_VEC_BOOL(filters[a])[i]))
+                agg_state *st = &h->states[a];
+                if (agg_add_column(ac, st, args[a], filters[a], n))
                     continue;
-                agg_state *st = &h->states[(size_t)g * naggs + a];
-                if (ac->kind == AGG_COUNT_STAR) {
-                    st->count++;
-                    continue;
-                }
-                const ros_vector *v = args[a];
-                if (ros_vector_is_null(v, i))
-                    continue;
-                if (ac->distinct) {
-                    hash_state *d = h->distinct[a];
-                    ros_strbuf_reset(&d->scratch);
-                    ros_strbuf_appendn(&d->scratch, (const char *)&g, sizeof g);
-                    rt_key_encode(v, i, &d->scratch);
-                    bool is_new;
-                    if (d->scratch.oom || hash_lookup(d, &is_new) < 0)
+                for (uint32_t i = 0; i < n; i++)
+                    if (agg_add_row(h, ac, a, st, 0, args[a], filters[a], i) < 0)
                         return ros_error_oom(err);
-                    if (!is_new)
-                        continue;
-                }
-                switch (ac->kind) {
-                case AGG_COUNT:
-                    st->count++;
-                    break;
-                case AGG_SUM:
-                case AGG_AVG:
-                    if (agg_sum_add(st, v, i, ac->kind == AGG_AVG ? ROS_TYPE_FLOAT64 : ac->type, err) < 0)
-                        return -1;
-                    break;
-                case AGG_MIN:
-                case AGG_MAX:
-                    if (agg_minmax_add(h, a, st, ac->kind == AGG_MIN, v, i) < 0)
-                        return ros_error_oom(err);
-                    break;
-                default:
-                    break;
-                }
             }
+            continue;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            ros_strbuf_reset(&h->scratch);
+            for (int k = 0; k < ngroup; k++)
+                rt_key_encode(keys[k], i, &h->scratch);
+            if (h->scratch.oom)
+                return ros_error_oom(err);
+            bool is_new;
+            int64_t g = hash_lookup(h, &is_new);
+            if (g < 0)
+                return ros_error_oom(err);
+            if (is_new)
+                for (int k = 0; k < ngroup; k++)
+                    if (rt_vector_append_row(&h->groups.cols[k], keys[k], i) < 0)
+                        return ros_error_oom(err);
+            for (int a = 0; a < naggs; a++)
+                if (agg_add_row(h, &p->u.agg.aggs[a], a, &h->states[(size_t)g * naggs + a], g, args[a], filters[a],
+                                i) < 0)
+                    return ros_error_oom(err);
         }
     }
     return 0;
@@ -509,8 +617,11 @@ static int agg_emit(rt_op *op, ros_batch **out, ros_error *err)
             case AGG_SUM:
                 if (st->count == 0)
                     rc = ros_vector_append_null(o);
-                else if (ac->type == ROS_TYPE_INT64)
-                    rc = ros_vector_append_i64(o, st->isum);
+                else if (ac->type == ROS_TYPE_INT64) {
+                    if (st->wide > INT64_MAX || st->wide < INT64_MIN)
+                        return ros_error_set(err, ROS_ERR_OUT_OF_RANGE, "bigint out of range");
+                    rc = ros_vector_append_i64(o, (int64_t)st->wide);
+                }
                 else if (ac->type == ROS_TYPE_FLOAT32)
                     rc = ros_vector_append_f32(o, (float)st->fsum);
                 else

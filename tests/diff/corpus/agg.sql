@@ -7,6 +7,8 @@ INSERT INTO g VALUES (1, 'a', 1, 10, 1.5, 0.5, 1, true), (2, 'a', 2, NULL, 2.5, 
 CREATE TABLE e (x integer, d double precision, t text);
 CREATE TABLE big (x bigint, i integer);
 INSERT INTO big VALUES (9223372036854775807, 2147483647), (1, 1);
+CREATE TABLE wrap (g integer, x bigint);
+INSERT INTO wrap VALUES (1, 9223372036854775807), (1, 1), (1, -10), (2, -9223372036854775808), (2, -1), (2, 5);
 -- queries
 SELECT count(*), count(x), count(y), count(d), count(k), count(f) FROM g;
 SELECT sum(x), sum(y), sum(d), sum(r), sum(s) FROM g;
@@ -51,6 +53,8 @@ SELECT sum(x) / count(x) FROM g;
 SELECT sum(x)::float8 / count(*) FROM g;
 SELECT k, min(x) FILTER (WHERE x > 1) FROM g GROUP BY k ORDER BY k;
 SELECT sum(i) FROM big;
+SELECT sum(x) FROM wrap;
+SELECT g, sum(x) FROM wrap GROUP BY g ORDER BY g;
 SELECT sum(x) FROM big WHERE x < 100;
 SELECT avg(i)::float8, round(avg(i)), avg(i)::integer FROM big;
 SELECT max(x) + 1 FROM big;

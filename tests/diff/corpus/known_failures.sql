@@ -8,7 +8,7 @@ INSERT INTO kf VALUES (1, true, NULL, 9223372036854775807, 'b'), (2, NULL, NULL,
 SELECT 0.1 + 0.2 = 0.3;
 SELECT 9223372036854775808;
 SELECT 1.5 * 2, 7.0 / 2;
--- numeric: sum(bigint) is bigint in rosql, so it overflows
+-- numeric: sum(bigint) is bigint in rosql, so a result beyond its range is an error
 SELECT sum(x) FROM kf;
 -- IS [NOT] DISTINCT FROM
 SELECT id, p IS DISTINCT FROM q, p IS NOT DISTINCT FROM q FROM kf ORDER BY id;
