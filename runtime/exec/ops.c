@@ -355,16 +355,19 @@ static void agg_sum_add(agg_state *st, const ros_vector *v, uint32_t i, ros_type
     st->count++;
 }
 
-/* Rows of v among the first n that are not NULL. */
+/* Rows of v among the first n that are not NULL (64 rows per step). */
 static uint32_t count_valid(const ros_vector *v, uint32_t n)
 {
     if (!v->validity)
         return n;
-    uint32_t c = 0, full = n / 8;
-    for (uint32_t b = 0; b < full; b++)
-        c += (uint32_t)__builtin_popcount(v->validity[b]);
-    if (n % 8)
-        c += (uint32_t)__builtin_popcount(v->validity[full] & ((1u << (n % 8)) - 1));
+    uint32_t c = 0, words = n / 64;
+    for (uint32_t w = 0; w < words; w++) {
+        uint64_t bits;
+        memcpy(&bits, v->validity + (size_t)w * 8, sizeof bits);
+        c += (uint32_t)__builtin_popcountll(bits);
+    }
+    for (uint32_t i = words * 64; i < n; i++)
+        c += !ros_vector_is_null(v, i);
     return c;
 }
 
@@ -377,19 +380,23 @@ static uint32_t count_valid(const ros_vector *v, uint32_t n)
 #define SUM_LOOP(T, acc, conv)                                                 \
     do {                                                                       \
         const T *x_ = (const T *)v->values;                                    \
-        if (!v->validity) {                                                    \
+        __typeof__(acc) a_ = acc; /* in a register, not through st */         \
+        if (nonull) {                                                          \
             for (uint32_t i_ = 0; i_ < n; i_++)                                \
-                acc += conv x_[i_];                                            \
+                a_ += conv x_[i_];                                             \
         } else {                                                               \
             for (uint32_t i_ = 0; i_ < n; i_++)                                \
                 if (!ros_vector_is_null(v, i_))                                \
-                    acc += conv x_[i_];                                        \
+                    a_ += conv x_[i_];                                         \
         }                                                                      \
+        acc = a_;                                                              \
     } while (0)
 
 static void agg_sum_column(agg_state *st, const ros_vector *v, uint32_t n, ros_type result)
 {
     bool as_double = result != ROS_TYPE_INT64;
+    uint32_t valid = count_valid(v, n);
+    bool nonull = valid == n; /* a validity bitmap with every bit set: no test per row */
     switch (v->type) {
     case ROS_TYPE_INT16:
         if (as_double)
@@ -416,7 +423,7 @@ static void agg_sum_column(agg_state *st, const ros_vector *v, uint32_t n, ros_t
         SUM_LOOP(double, st->fsum, );
         break;
     }
-    st->count += count_valid(v, n);
+    st->count += valid;
 }
 #undef SUM_LOOP
 

@@ -1,7 +1,8 @@
 /*
  * test_transport.c
  *    Tests of the transport library under rosql's own use of it: a REQ
- *    socket closed while answers stream in must close, every time.
+ *    socket closed while answers stream in must close, every time; a
+ *    receive timeout must not spin.
  *
  *    nng 1.5.2 (Debian bookworm's) could lose a pipe's receive when the
  *    pipe closed between reading a message's header and asking for its
@@ -261,10 +262,59 @@ static void test_close_while_answers_stream(void **state)
     unlink(url + strlen("ipc://"));
 }
 
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * A receive that times out must not cost CPU while it waits.  nng 1.5.2's
+ * timer thread expired an aio only once the clock had passed its deadline,
+ * but waited for the deadline itself: in the deadline's millisecond it
+ * rescanned in a loop, so every timeout that fired spun for up to 1 ms
+ * (the coordinator, polling its control socket every 20 ms, used ~5% of a
+ * core while idle).  Here receives time out every 2 ms for a second: with
+ * the spin the process used a third of a core or more; without it, a few
+ * percent.  The bound is CPU time against wall time, so a loaded machine
+ * makes it easier, not harder, to meet.
+ */
+static void test_timeouts_do_not_spin(void **state)
+{
+    (void)state;
+    nng_socket s;
+    assert_int_equal(nng_rep0_open(&s), 0);
+    assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2), 0);
+    double c0 = cpu_s(), w0 = wall_s();
+    int timeouts = 0;
+    while (wall_s() - w0 < 1.0) {
+        char *buf;
+        size_t len;
+        int rv = nng_recv(s, &buf, &len, NNG_FLAG_ALLOC);
+        assert_int_equal(rv, NNG_ETIMEDOUT); /* nobody sends */
+        timeouts++;
+    }
+    double cpu = cpu_s() - c0, wall = wall_s() - w0;
+    nng_close(s);
+    assert_true(timeouts >= 50);
+    if (cpu > 0.15 * wall)
+        fail_msg("%d receive timeouts in %.2f s used %.2f s of CPU (%.0f%%): the timer thread spins", timeouts, wall,
+                 cpu, 100 * cpu / wall);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_close_while_answers_stream),
+        cmocka_unit_test(test_timeouts_do_not_spin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

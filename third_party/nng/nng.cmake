@@ -1,6 +1,6 @@
 # nng, built from Debian bookworm's own source package (1.5.2-2: the
 # upstream tarball plus Debian's patches) with rosql's fixes for four close
-# races on top, close-races.patch.  Why: see third_party/nng/README.md.
+# races and a timer spin on top, close-races.patch.  Why: see third_party/nng/README.md.
 #
 # Sets NNG_LIB (the static library target) and NNG_INCLUDE for the rest of
 # the build.  -DROSQL_SYSTEM_NNG=ON links the system's libnng-dev instead
