@@ -582,6 +582,15 @@ static int pull(rt_proxy *px, rt_op *child, ros_error *err)
         free(gsel);
         return -1;
     }
+    if (base > 0) {
+        /* a chunk that takes a second batch fills up to max_batch rows (and
+         * one batch more): room for them now, rather than realloc copying
+         * the rows as it grows (a no-op once there is room) */
+        uint64_t want = (uint64_t)p->u.proxy.max_batch + in->nrows;
+        for (uint32_t c = 0; c < ch->rows.ncols && want <= UINT32_MAX; c++)
+            if (!ros_type_is_varlen(ch->rows.cols[c].type))
+                (void)ros_vector_reserve(&ch->rows.cols[c], (uint32_t)want); /* no room: grows as before */
+    }
     if (px->cur_all && !all && leave_all(px, err) < 0) {
         free(gsel);
         return -1;
