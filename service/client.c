@@ -53,6 +53,7 @@
  */
 #include "runtime/core/clock.h"
 #include "service/client.h"
+#include "service/lane.h"
 #include "service/shm.h"
 
 #include <malloc.h>
@@ -99,6 +100,7 @@
 /* Process-wide malloc settings (see client_malloc_setup). */
 #define MALLOC_MMAP_THRESHOLD (32u << 20)
 #define MALLOC_TRIM_THRESHOLD (64u << 20)
+#define LANE_OPEN_MS 1000        /* the most opening a doorbell lane waits */
 
 #define URL_SIZE sizeof(((svc_member *)0)->url)
 
@@ -146,7 +148,12 @@ struct flight {
     bool via_shm;        /* the part out now was sent as a SHM envelope */
     svc_shm_ref ref;     /* ... naming this */
     size_t resp_want;    /* answer area to offer: the largest inline answer seen */
+    bool on_lane;        /* the part out now was posted into its member's doorbell lane */
+    uint64_t lane_tag;   /* ... under this tag */
 };
+
+/* A member's doorbell lane (service/lane.h). */
+enum { LANE_NONE, LANE_OPEN, LANE_OFF };
 
 /* One instance of the service: a REQ socket dialing its URL. */
 struct member {
@@ -159,6 +166,11 @@ struct member {
     uint64_t opened_ms;       /* monotonic ms when its socket was opened */
     bool removed;             /* caller thread: left the membership, socket closed */
     bool shm;                 /* caller thread: local (ipc://) and shared memory works */
+    int lane_state;           /* caller thread: LANE_NONE (not tried yet), LANE_OPEN, LANE_OFF */
+    svc_lane lane;            /* caller thread: LANE_OPEN: its region in c->lanes */
+    uint32_t lane_pipe;       /* ... the connection it was opened over */
+    size_t resp_want;         /* caller thread: answer area a lane request must offer at least */
+    bool shm_ok;              /* caller thread: it answered a request read from our memory */
     member *next_closing;     /* caller thread: in c->closing */
     /* under c->mu: */
     uint32_t pipes[MEMBER_PIPES]; /* ids of connected pipes */
@@ -247,8 +259,14 @@ struct svc_client {
     req_list reqs;          /* running */
     req_list done;          /* finished, not polled */
     uint32_t nout;          /* submitted, not yet returned by poll */
-    uint64_t parts_sent, resends, busy, parts_shm;
+    uint64_t parts_sent, resends, busy, parts_shm, parts_lane;
     bool shm;               /* shared memory for local members (ROSQL_SVC_SHM not 0) */
+    bool lanes_off;         /* no doorbell lanes (ROSQL_SVC_LANE=0, or the block failed) */
+    svc_shm_seg lanes;      /* caller thread: the lane block, empty until a lane opens */
+    uint32_t lanes_used;    /* caller thread: lane regions handed out (never reused) */
+    uint64_t lane_tags;     /* caller thread: last tag given to a lane post */
+    _Atomic uint32_t *bell; /* under mu (set once): the block's bell, NULL without one */
+    _Atomic uint32_t *bell_waiting;
     nng_msg *spare[SPARE_MSGS_MAX]; /* answered messages kept for the next sends */
     int nspare;
     size_t spare_bytes;
@@ -301,8 +319,16 @@ static void request_free(request *r);
 static int append_column(ros_vector *dst, const ros_vector *src, ros_error *err);
 static void copy_bits_at(uint8_t *dst, uint32_t at, const uint8_t *src, uint32_t n);
 
+static void kick_locked(svc_client *c);
+static bool has_pipe(const member *m, uint32_t id);
+static void lane_open(svc_client *c, member *m);
+static void lane_flight_end_locked(svc_client *c, flight *fl, int rv);
+static void flight_cancel_locked(svc_client *c, flight *fl);
+static void drain_lane(svc_client *c, member *m, uint64_t now);
+static bool lanes_pending(svc_client *c);
+
 static void pump(svc_client *c);
-static void abort_member_lost(member *m);
+static void abort_member_lost(svc_client *c, member *m);
 static void abort_lost(svc_client *c);
 static void expire(svc_client *c, uint64_t now);
 static void dispatch(svc_client *c, uint64_t now);
@@ -330,6 +356,17 @@ static void lock(svc_client *c)
 static void unlock(svc_client *c)
 {
     pthread_mutex_unlock(&c->mu);
+}
+
+/* Something for the pump happened: wakes the caller's thread, which waits
+ * on the condition variable, or on the bell once it has doorbell lanes.
+ * Caller holds c->mu. */
+static void kick_locked(svc_client *c)
+{
+    c->kick = true;
+    pthread_cond_signal(&c->cv);
+    if (c->bell)
+        svc_lane_bell_ring(c->bell, c->bell_waiting);
 }
 
 /* Doubly linked flight lists (m->active, m->idle); caller holds c->mu. */
@@ -404,8 +441,7 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
             break;
         }
     }
-    c->kick = true;
-    pthread_cond_signal(&c->cv);
+    kick_locked(c);
     unlock(c);
 }
 
@@ -460,8 +496,7 @@ static void flight_cb(void *arg)
     else
         c->ev_head = fl;
     c->ev_tail = fl;
-    c->kick = true;
-    pthread_cond_signal(&c->cv);
+    kick_locked(c);
     unlock(c);
 }
 
@@ -558,6 +593,8 @@ static void member_remove(svc_client *c, member *m)
 /* Frees a member whose socket is closed and whose flights are all idle. */
 static void member_free(member *m)
 {
+    if (m->lane_state == LANE_OPEN)
+        svc_lane_close(&m->lane);
     while (m->idle) {
         flight *fl = m->idle;
         m->idle = fl->next;
@@ -825,6 +862,8 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
     flight *fl;
     nng_msg *msg;
     for (int tries = 0;; tries++) {
+        if (m->shm && m->shm_ok && m->lane_state == LANE_NONE)
+            lane_open(c, m);
         fl = flight_get(c, m, err);
         if (!fl)
             return -1;
@@ -835,7 +874,7 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
         if (svc_client_test_routed)
             svc_client_test_routed(c, m->url);
         lock(c);
-        if (m->npipes > 0)
+        if (m->npipes > 0 && (!fl->via_shm || m->lane_state != LANE_OPEN || has_pipe(m, m->lane_pipe)))
             break; /* c->mu stays held: the flight is recorded below */
         /* Its connection closed since routing looked.  The pipe event that
          * marks a member's flights lost has already run, so it would not
@@ -863,8 +902,24 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
     fl->cancel = fl->lost = false;
     fl->rv = 0;
     fl->reply = NULL;
+    fl->on_lane = false;
     list_push(&m->active, fl);
     m->nactive++;
+    if (fl->via_shm && m->lane_state == LANE_OPEN) {
+        /* The envelope goes into the lane; its answer comes back there
+         * (drain_lanes).  The lane's connection is up (checked above): a
+         * close from here on marks the flight lost like any other. */
+        fl->lane_tag = ++c->lane_tags;
+        if (svc_lane_post_request(&m->lane, fl->lane_tag, nng_msg_body(msg), nng_msg_len(msg)) == 0) {
+            fl->on_lane = true;
+            fl->phase = FL_RECV;
+            c->parts_lane++;
+            unlock(c);
+            msg_put(c, msg);
+            return 0;
+        }
+        /* its ring is full: over the socket this time */
+    }
     unlock(c);
     /* Started outside c->mu: nng writes the message to the socket on this
      * thread, and the callbacks must not wait for that.  Only this thread
@@ -874,6 +929,173 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
     nng_aio_set_msg(fl->aio, msg);
     nng_ctx_send(fl->ctx, fl->aio);
     return 0;
+}
+
+/* Whether pipe id is one of m's connections now; caller holds c->mu. */
+static bool has_pipe(const member *m, uint32_t id)
+{
+    for (int i = 0; i < m->npipes; i++)
+        if (m->pipes[i] == id)
+            return true;
+    return false;
+}
+
+/*
+ * Opens a doorbell lane to local member m (service/lane.h): a region of
+ * the client's lane block, named to the instance by a LANE frame it answers
+ * with PONG once its lane thread runs.  Waits at most LANE_OPEN_MS, once
+ * per connection; on any failure m goes on over the socket (LANE_OFF).
+ */
+static void lane_open(svc_client *c, member *m)
+{
+    m->lane_state = LANE_OFF;
+    if (c->lanes_off || c->lanes_used >= SVC_LANE_MAX)
+        return;
+    if (!c->lanes.base) {
+        ros_error e;
+        ros_error_clear(&e);
+        if (svc_shm_seg_create(&c->lanes, SVC_LANE_BLOCK_BYTES, &e) < 0) {
+            c->lanes_off = true;
+            return;
+        }
+        lock(c);
+        c->bell = (_Atomic uint32_t *)(void *)(c->lanes.base + SVC_LANE_BELL_OFF);
+        c->bell_waiting = c->bell + 1;
+        unlock(c);
+    }
+    size_t off = SVC_LANE_FIRST_OFF + (size_t)c->lanes_used++ * SVC_LANE_BYTES;
+    svc_lane_view(&m->lane, c->lanes.base + off, c->lanes.base + SVC_LANE_BELL_OFF);
+    svc_lane_init(&m->lane);
+    svc_request_id id = {.job = c->cfg.job, .op = c->cfg.op, .seq = 0};
+    svc_frame_header h;
+    svc_frame_header_init(&h, SVC_KIND_LANE, &id);
+    svc_shm_ref ref = {(uint32_t)c->lanes.fd, c->lanes.id, c->lanes.size, off, SVC_LANE_BYTES,
+                       SVC_LANE_BELL_OFF, SVC_LANE_BELL_BYTES};
+    nng_ctx ctx;
+    nng_aio *aio = NULL;
+    nng_msg *msg = NULL;
+    if (nng_ctx_open(&ctx, m->sock) != 0)
+        return;
+    if (nng_aio_alloc(&aio, NULL, NULL) != 0 || nng_msg_alloc(&msg, SVC_FRAME_SHM_SIZE) != 0) {
+        nng_aio_free(aio);
+        nng_ctx_close(ctx);
+        return;
+    }
+    svc_frame_write_lane(&h, &ref, nng_msg_body(msg));
+    nng_aio_set_timeout(aio, LANE_OPEN_MS);
+    nng_aio_set_msg(aio, msg);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    nng_msg *reply = NULL;
+    if (nng_aio_result(aio) != 0) {
+        nng_msg_free(nng_aio_get_msg(aio));
+    } else {
+        nng_ctx_recv(ctx, aio);
+        nng_aio_wait(aio);
+        if (nng_aio_result(aio) == 0)
+            reply = nng_aio_get_msg(aio);
+    }
+    nng_aio_free(aio);
+    nng_ctx_close(ctx);
+    svc_frame f;
+    ros_error e;
+    ros_error_clear(&e);
+    if (reply && svc_frame_decode(nng_msg_body(reply), nng_msg_len(reply), c->reply_limit, &f, &e) == 0) {
+        if (f.h.kind == SVC_KIND_PONG) {
+            m->lane_state = LANE_OPEN;
+            m->lane_pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(reply));
+        }
+        svc_frame_clear(&f);
+    }
+    if (reply)
+        nng_msg_free(reply);
+    if (m->lane_state != LANE_OPEN)
+        svc_lane_close(&m->lane); /* an instance that opened it late lets it go */
+}
+
+/* Completes lane flight fl (out, not answered) with rv: the pump reports it
+ * like a finished nng operation.  Caller holds c->mu. */
+static void lane_flight_end_locked(svc_client *c, flight *fl, int rv)
+{
+    fl->rv = rv;
+    fl->reply = NULL;
+    fl->phase = FL_DONE;
+    fl->next_event = NULL;
+    if (c->ev_tail)
+        c->ev_tail->next_event = fl;
+    else
+        c->ev_head = fl;
+    c->ev_tail = fl;
+    c->kick = true;
+}
+
+/* Cancels flight fl (its part is given up, or its connection closed);
+ * caller holds c->mu. */
+static void flight_cancel_locked(svc_client *c, flight *fl)
+{
+    fl->cancel = true;
+    if (!fl->on_lane)
+        nng_aio_cancel(fl->aio);
+    else if (fl->phase == FL_RECV)
+        lane_flight_end_locked(c, fl, fl->lost ? NNG_ECONNSHUT : NNG_ECANCELED);
+}
+
+/* Takes the answers waiting in m's lane and reports each to its flight
+ * (answers of flights given up meanwhile are dropped).  A corrupt lane is
+ * closed: its flights end as lost and go elsewhere. */
+static void drain_lane(svc_client *c, member *m, uint64_t now)
+{
+    if (m->lane_state != LANE_OPEN)
+        return;
+    uint8_t buf[SVC_LANE_RESP_MAX];
+    for (;;) {
+        uint64_t tag;
+        size_t len;
+        int rc = svc_lane_take_answer(&m->lane, &tag, buf, &len);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            svc_lane_close(&m->lane);
+            m->lane_state = LANE_OFF;
+            lock(c);
+            for (flight *fl = m->active; fl; fl = fl->next)
+                if (fl->on_lane && fl->phase == FL_RECV) {
+                    fl->lost = true;
+                    flight_cancel_locked(c, fl);
+                }
+            unlock(c);
+            return;
+        }
+        lock(c);
+        flight *fl = m->active;
+        while (fl && !(fl->on_lane && fl->lane_tag == tag && fl->phase == FL_RECV))
+            fl = fl->next;
+        unlock(c);
+        if (!fl)
+            continue; /* its flight was given up */
+        nng_msg *reply = msg_get(c, len);
+        fl->phase = FL_DONE;
+        fl->reply = reply;
+        fl->rv = reply ? 0 : NNG_ENOMEM;
+        if (reply) {
+            memcpy(nng_msg_body(reply), buf, len);
+            ros_error_clear(&fl->derr);
+            fl->drc = decode_reply(c, fl, reply, &fl->f, &fl->derr);
+        }
+        on_flight_done(c, fl, now);
+    }
+}
+
+/* Whether some lane holds an answer not taken yet. */
+static bool lanes_pending(svc_client *c)
+{
+    for (int i = 0; i < c->nmem; i++)
+        if (c->mem[i]->lane_state == LANE_OPEN && svc_lane_has_answer(&c->mem[i]->lane))
+            return true;
+    for (member *m = c->closing_members; m; m = m->next_closing)
+        if (m->lane_state == LANE_OPEN && svc_lane_has_answer(&m->lane))
+            return true;
+    return false;
 }
 
 /* Smallest request frame sent through shared memory: below it the socket
@@ -895,7 +1117,8 @@ static nng_msg *encode_part(svc_client *c, flight *fl, part *p, size_t size, ros
     fl->via_shm = false;
     if (m->shm && size >= SHM_MIN_FRAME && size <= c->frame_limit) {
         size_t req_room = (size + 63) & ~(size_t)63;
-        size_t resp = ((fl->resp_want > size ? fl->resp_want : size) + 63) & ~(size_t)63;
+        size_t want = fl->resp_want > m->resp_want ? fl->resp_want : m->resp_want;
+        size_t resp = ((want > size ? want : size) + 63) & ~(size_t)63;
         size_t need = SVC_SHM_SEG_HEADER + req_room + resp;
         if (fl->seg.base && fl->seg.size < need)
             svc_shm_seg_destroy(&fl->seg);
@@ -998,7 +1221,20 @@ static void on_flight_done(svc_client *c, flight *fl, uint64_t now)
         part_resend(p, 0, 0, now);
         return;
     }
+    if (rv == 0 && via_shm && drc == 0 && f.h.kind == SVC_KIND_ERROR &&
+        strcmp(f.remote.code, SVC_ERR_SHM_TOO_SMALL) == 0 && f.error_row > 0 &&
+        (uint64_t)f.error_row > m->resp_want && (uint64_t)f.error_row <= c->reply_limit) {
+        /* Over a lane, the answer was larger than the area offered: offer
+         * that much from now on, and ask again at once, uncounted. */
+        m->resp_want = (size_t)f.error_row;
+        svc_frame_clear(&f);
+        msg_put(c, reply);
+        part_resend(p, 0, 0, now);
+        return;
+    }
     if (rv == 0) {
+        if (via_shm && drc == 0 && f.h.kind == SVC_KIND_RESPONSE)
+            m->shm_ok = true; /* it maps our memory: a lane may follow */
         on_answer(c, p, m, reply, drc, &f, &derr, now);
         return;
     }
@@ -1148,8 +1384,7 @@ static void request_finish(svc_client *c, request *r)
         if (!fl)
             continue;
         fl->p = NULL;
-        fl->cancel = true;
-        nng_aio_cancel(fl->aio);
+        flight_cancel_locked(c, fl);
         r->parts[i].fl = NULL;
     }
     unlock(c);
@@ -1397,6 +1632,10 @@ static void pump(svc_client *c)
         on_flight_done(c, ev, now);
         ev = next;
     }
+    for (int i = 0; i < c->nmem; i++)
+        drain_lane(c, c->mem[i], now);
+    for (member *m = c->closing_members; m; m = m->next_closing)
+        drain_lane(c, m, now);
     if (lost)
         abort_lost(c);
     reap_closing(c);
@@ -1405,13 +1644,16 @@ static void pump(svc_client *c)
 }
 
 /* Cancels m's flights whose connection closed; caller holds c->mu. */
-static void abort_member_lost(member *m)
+static void abort_member_lost(svc_client *c, member *m)
 {
     for (flight *fl = m->active; fl; fl = fl->next)
-        if (fl->lost && !fl->cancel && fl->phase != FL_DONE) {
-            fl->cancel = true;
-            nng_aio_cancel(fl->aio);
-        }
+        if (fl->lost && !fl->cancel && fl->phase != FL_DONE)
+            flight_cancel_locked(c, fl);
+    if (m->lane_state == LANE_OPEN && !has_pipe(m, m->lane_pipe)) {
+        /* its instance went away or reconnected: a new lane next time */
+        svc_lane_close(&m->lane);
+        m->lane_state = m->removed ? LANE_OFF : LANE_NONE;
+    }
 }
 
 /* Cancels flights whose connection closed, so that they report a failure
@@ -1420,9 +1662,9 @@ static void abort_lost(svc_client *c)
 {
     lock(c);
     for (int i = 0; i < c->nmem; i++)
-        abort_member_lost(c->mem[i]);
+        abort_member_lost(c, c->mem[i]);
     for (member *m = c->closing_members; m; m = m->next_closing)
-        abort_member_lost(m);
+        abort_member_lost(c, m);
     unlock(c);
 }
 
@@ -1531,6 +1773,9 @@ svc_client *svc_client_open(const svc_client_config *cfg, ros_error *err)
     c->reply_limit = c->frame_limit > REPLY_MIN_LIMIT ? c->frame_limit : REPLY_MIN_LIMIT;
     const char *shm = getenv("ROSQL_SVC_SHM");
     c->shm = !(shm && strcmp(shm, "0") == 0);
+    const char *lane = getenv("ROSQL_SVC_LANE");
+    c->lanes_off = lane && strcmp(lane, "0") == 0;
+    c->lanes.fd = -1;
     if (!c->cfg.job) {
         /* ad-hoc: a random job id, top bit set as for the proxy operator's.
          * Nobody asks under it again once answered: requests say so
@@ -1672,6 +1917,22 @@ int svc_client_poll(svc_client *c, int timeout_ms, svc_result *res)
         uint64_t wake = next_wake(c, now);
         if (until < wake)
             wake = until;
+        if (c->bell) {
+            /* with lanes, the bell: rung by the instances' answers and by
+             * kick_locked; read before looking, so nothing slips by */
+            uint32_t seen = svc_lane_bell_read(c->bell);
+            lock(c);
+            bool kicked = c->kick;
+            unlock(c);
+            if (kicked || lanes_pending(c))
+                continue;
+            uint64_t t = ((uint64_t)ros_mono_ms());
+            if (wake != UINT64_MAX && t >= wake)
+                continue;
+            int ms = wake == UINT64_MAX ? -1 : wake - t > INT32_MAX ? INT32_MAX : (int)(wake - t);
+            svc_lane_bell_wait(c->bell, c->bell_waiting, seen, ms);
+            continue;
+        }
         lock(c);
         while (!c->kick) {
             if (wake == UINT64_MAX) {
@@ -1749,6 +2010,7 @@ void svc_client_get_stats(const svc_client *c, svc_client_stats *st)
     st->resends = c->resends;
     st->busy = c->busy;
     st->parts_shm = c->parts_shm;
+    st->parts_lane = c->parts_lane;
 }
 
 void svc_result_clear(svc_result *r)
@@ -1872,8 +2134,7 @@ static bool accept_membership(svc_client *c, membership *mb)
     c->version = mb->version;
     membership_free(c->pending);
     c->pending = mb;
-    c->kick = true;
-    pthread_cond_signal(&c->cv);
+    kick_locked(c);
     return true;
 }
 
@@ -2073,7 +2334,13 @@ void svc_client_close(svc_client *c)
      * dropped by the instances */
     send_cancels(c);
     /* 3. sockets: every flight still out fails with NNG_ECLOSED; from
-     * here on every member is on the closing list */
+     * here on every member is on the closing list.  Lanes end first: their
+     * instances' threads let go of them. */
+    for (int i = 0; i < c->nmem; i++)
+        if (c->mem[i]->lane_state == LANE_OPEN) {
+            svc_lane_close(&c->mem[i]->lane);
+            c->mem[i]->lane_state = LANE_OFF;
+        }
     for (int i = 0; i < c->nmem; i++)
         member_remove(c, c->mem[i]);
     c->nmem = 0;
@@ -2105,6 +2372,8 @@ void svc_client_close(svc_client *c)
     membership_free(c->pending);
     while (c->nspare > 0)
         nng_msg_free(c->spare[--c->nspare]);
+    c->bell = c->bell_waiting = NULL;
+    svc_shm_seg_destroy(&c->lanes); /* no callback rings the bell any more */
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c->name);

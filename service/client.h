@@ -186,6 +186,7 @@ typedef struct svc_client_stats {
     uint64_t resends;         /* re-sends of finished requests (failures, BUSY, moves) */
     uint64_t busy;            /* BUSY answers */
     uint64_t parts_shm;       /* parts sent through shared memory (service/shm.h) */
+    uint64_t parts_lane;      /* ... of them, posted into a doorbell lane (service/lane.h) */
 } svc_client_stats;
 
 void svc_client_get_stats(const svc_client *c, svc_client_stats *st);

@@ -151,7 +151,7 @@ static uint64_t header_bytes(const svc_frame_header *h)
 const char *svc_frame_kind_name(uint16_t kind)
 {
     static const char *const names[] = {"none", "request", "response", "error",
-                                        "busy", "cancel", "ping", "pong", "shm"};
+                                        "busy", "cancel", "ping", "pong", "shm", "lane"};
     return kind <= SVC_KIND_MAX ? names[kind] : "unknown";
 }
 
@@ -680,10 +680,10 @@ int svc_frame_encode_error(const svc_frame_header *h, const ros_error *remote, i
     return 0;
 }
 
-void svc_frame_write_shm(const svc_frame_header *h, const svc_shm_ref *ref, uint8_t *buf)
+static void write_ref(const svc_frame_header *h, uint16_t kind, const svc_shm_ref *ref, uint8_t *buf)
 {
     svc_frame_header e = *h;
-    e.kind = SVC_KIND_SHM;
+    e.kind = kind;
     e.method_len = 0;
     write_header(buf, &e, SVC_FRAME_SHM_REF_SIZE);
     uint8_t *p = buf + SVC_FRAME_HEADER_SIZE;
@@ -695,6 +695,16 @@ void svc_frame_write_shm(const svc_frame_header *h, const svc_shm_ref *ref, uint
     put64(p + 32, ref->len);
     put64(p + 40, ref->resp_off);
     put64(p + 48, ref->resp_cap);
+}
+
+void svc_frame_write_shm(const svc_frame_header *h, const svc_shm_ref *ref, uint8_t *buf)
+{
+    write_ref(h, SVC_KIND_SHM, ref, buf);
+}
+
+void svc_frame_write_lane(const svc_frame_header *h, const svc_shm_ref *ref, uint8_t *buf)
+{
+    write_ref(h, SVC_KIND_LANE, ref, buf);
 }
 
 int svc_frame_encode_status(const svc_frame_header *h, const svc_status *st, size_t max_frame,
@@ -1101,6 +1111,7 @@ static int decode(const uint8_t *buf, size_t len, size_t max_frame, bool view, s
     case SVC_KIND_PONG:
         return decode_status_body(p, n, f, err);
     case SVC_KIND_SHM:
+    case SVC_KIND_LANE:
         return decode_shm_body(p, n, f, err);
     default: /* CANCEL, PING */
         if (n != 0)

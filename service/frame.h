@@ -51,11 +51,14 @@ typedef enum svc_frame_kind {
     SVC_KIND_CANCEL = 5,   /* drop queued requests of (job, op, attempt) */
     SVC_KIND_PING = 6,     /* readiness probe */
     SVC_KIND_PONG = 7,     /* answer to PING: status (state, queue depth) */
-    SVC_KIND_SHM = 8       /* envelope: the REQUEST or RESPONSE it stands for lies in the
+    SVC_KIND_SHM = 8,      /* envelope: the REQUEST or RESPONSE it stands for lies in the
                               caller's shared memory (svc_shm_ref; service/shm.h) */
+    SVC_KIND_LANE = 9      /* open a doorbell lane: the svc_shm_ref names its region
+                              [off, +len) and the bell line [resp_off, +resp_cap) in the
+                              caller's lane block (service/lane.h); answered by PONG */
 } svc_frame_kind;
 
-#define SVC_KIND_MAX 8
+#define SVC_KIND_MAX 9
 
 /* Payload of a SHM envelope: 56 bytes. */
 #define SVC_FRAME_SHM_REF_SIZE 56
@@ -286,6 +289,9 @@ int svc_frame_encode_error(const svc_frame_header *h, const ros_error *remote, i
  * caller built ref (svc_frame_decode checks it on the other side).
  */
 void svc_frame_write_shm(const svc_frame_header *h, const svc_shm_ref *ref, uint8_t *buf);
+
+/* The same for a LANE frame (kind LANE, the reference naming a lane). */
+void svc_frame_write_lane(const svc_frame_header *h, const svc_shm_ref *ref, uint8_t *buf);
 
 /* Encodes a BUSY or PONG frame (h->kind) carrying st. */
 int svc_frame_encode_status(const svc_frame_header *h, const svc_status *st, size_t max_frame,

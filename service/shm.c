@@ -262,6 +262,13 @@ uint8_t *svc_shm_base(const svc_shm_map *m)
     return m->base;
 }
 
+void svc_shm_retain(svc_shm_maps *ms, svc_shm_map *m)
+{
+    pthread_mutex_lock(&ms->mu);
+    m->users++;
+    pthread_mutex_unlock(&ms->mu);
+}
+
 void svc_shm_release(svc_shm_maps *ms, svc_shm_map *m)
 {
     if (!m)

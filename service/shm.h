@@ -33,6 +33,11 @@
  * the caller falls back to frames inline. */
 #define SVC_ERR_SHM_UNAVAILABLE "58000"
 
+/* SQLSTATE of an answer that does not fit the answer area a request over a
+ * doorbell lane offered (service/lane.h); the ERROR's row field carries the
+ * bytes it needs, and the caller asks again with that much room. */
+#define SVC_ERR_SHM_TOO_SMALL "58R01"
+
 /* Bytes of a segment's own header; frames start after it. */
 #define SVC_SHM_SEG_HEADER 64
 
@@ -77,7 +82,10 @@ svc_shm_map *svc_shm_attach(svc_shm_maps *ms, pid_t pid, const svc_shm_ref *ref,
 /* Start of a mapping (its size is the reference's seg_size). */
 uint8_t *svc_shm_base(const svc_shm_map *m);
 
-/* Drops a user taken by svc_shm_attach.  Thread-safe. */
+/* One more user of m (held by the caller already).  Thread-safe. */
+void svc_shm_retain(svc_shm_maps *ms, svc_shm_map *m);
+
+/* Drops a user taken by svc_shm_attach or svc_shm_retain.  Thread-safe. */
 void svc_shm_release(svc_shm_maps *ms, svc_shm_map *m);
 
 /* Unmaps the unused mappings of callers that exited or that went unused

@@ -34,6 +34,7 @@
  * cache hit, a duplicate) carry the advisory flag SVC_FLAG_REUSED.
  */
 #include "runtime/core/clock.h"
+#include "service/lane.h"
 #include "service/shm.h"
 #include "service/worker.h"
 
@@ -76,6 +77,8 @@
 #define MALLOC_TRIM_THRESHOLD (256 << 20) /* rosd worker: free heap kept for reuse */
 #define SHM_MAPPINGS 64        /* callers' shared-memory segments kept mapped */
 #define SHM_SWEEP_MS 2000      /* idle executor: unmap segments of callers gone */
+#define LANES_MAX 32           /* doorbell lanes open at once (one per local caller) */
+#define LANE_WAIT_MS 200       /* a lane thread looks for a stop at least this often */
 
 /* Phases of the handler's start. */
 enum { PH_STARTING, PH_WARMING, PH_READY, PH_FAILED };
@@ -105,6 +108,7 @@ typedef struct htab {
 } htab;
 
 typedef struct wctx wctx;
+typedef struct wlane wlane;
 
 /* One queued or running request. */
 typedef struct wreq {
@@ -135,6 +139,32 @@ struct wctx {
     uint32_t pipe;    /* WAIT: pipe id it came over */
     bool reused;      /* WAIT: attached to a request already queued or running */
     wctx *next;       /* WAIT: next waiter of the same request */
+    /* A request that came over a doorbell lane is waited for by a wctx of
+     * its own (allocated, no nng context): its answer goes into the lane. */
+    wlane *lane;      /* NULL for nng contexts */
+    uint64_t tag;     /* the caller's tag of the request */
+    svc_shm_map *shm; /* the caller's segment of the request, for answers too
+                         large for a lane slot (one user held) */
+    svc_shm_ref ref;  /* ... where the request lies and its answer may go */
+};
+
+/*
+ * A doorbell lane (service/lane.h): a thread takes the envelopes a caller
+ * posts into the lane and handles each as if it had come over nng; the
+ * answers are posted back into the lane.  Refcounted (under w->mtx): the
+ * thread holds one reference and every lane waiter one; the last drop
+ * releases the mapping.
+ */
+struct wlane {
+    svc_worker *w;
+    svc_shm_map *map;     /* the caller's lane block */
+    svc_lane view;
+    pid_t pid;            /* the caller */
+    uint32_t pipe;        /* the nng connection it opened the lane on */
+    pthread_mutex_t post; /* serialises answer posts */
+    int refs;             /* under w->mtx */
+    bool stop;            /* under w->mtx: the connection closed, or the worker stops */
+    wlane *next;          /* w->lanes (while its thread runs) */
 };
 
 /* A cached answer: an encoded RESPONSE frame. */
@@ -193,6 +223,9 @@ struct svc_worker {
     uint64_t cache_hits;    /* requests answered from the cache */
     uint64_t calls;         /* handler calls by the executor */
     svc_shm_maps *shm;      /* callers' segments (thread-safe on its own) */
+    wlane *lanes;           /* doorbell lanes whose thread runs */
+    uint32_t nlanes;
+    uint64_t lane_dropped;  /* answers a full lane could not take */
 };
 
 static void deadline_ts(struct timespec *ts, int64_t mono_deadline_ms);
@@ -217,7 +250,12 @@ static void ctx_send(wctx *c, nng_msg *m);
 static void ctx_cb(void *arg);
 static void realign(nng_msg *m);
 static void handle_msg(wctx *c, nng_msg *m);
-static int shm_request(svc_worker *w, wreq *r, nng_msg *m, ros_error *err);
+static int shm_request(svc_worker *w, wreq *r, pid_t pid, ros_error *err);
+static pid_t msg_peer(nng_msg *m);
+static void lane_open(wctx *c, wreq *r, uint32_t pipe, pid_t pid);
+static void lane_answer(wctx *c, nng_msg *m);
+static void lane_waiter_free(wctx *c);
+static void lanes_stop(svc_worker *w, bool all, uint32_t pipe);
 static void handle_request(wctx *c, wreq *r);
 static void handle_cancel(wctx *c, const svc_frame_header *h);
 static void pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg);
@@ -504,6 +542,10 @@ static nng_msg *error_msg(svc_worker *w, const svc_frame_header *req, const ros_
 
 static void ctx_recv(wctx *c)
 {
+    if (c->lane) { /* a lane waiter dropped without an answer */
+        lane_waiter_free(c);
+        return;
+    }
     c->phase = CTX_RECV;
     nng_ctx_recv(c->ctx, c->aio);
 }
@@ -522,6 +564,10 @@ static void ctx_send(wctx *c, nng_msg *m)
             pthread_mutex_unlock(&w->mtx);
         }
         ctx_recv(c);
+        return;
+    }
+    if (c->lane) {
+        lane_answer(c, m);
         return;
     }
     c->phase = CTX_SEND;
@@ -597,15 +643,12 @@ static void realign(nng_msg *m)
  * the ERROR answer) when the segment cannot be mapped or the frame there is
  * malformed or not a request of the envelope's id.
  */
-static int shm_request(svc_worker *w, wreq *r, nng_msg *m, ros_error *err)
+static int shm_request(svc_worker *w, wreq *r, pid_t pid, ros_error *err)
 {
     svc_frame_header env = r->f.h;
     r->ref = r->f.shm;
-    uint64_t pid = 0; /* from the kernel (SO_PEERCRED); 0 over tcp */
-    if (nng_pipe_get_uint64(nng_msg_get_pipe(m), NNG_OPT_IPC_PEER_PID, &pid) != 0 || pid > INT32_MAX)
-        pid = 0;
     r->maps = w->shm;
-    r->shm = svc_shm_attach(w->shm, (pid_t)pid, &r->ref, err);
+    r->shm = svc_shm_attach(w->shm, pid, &r->ref, err);
     if (!r->shm)
         return -1;
     const uint8_t *buf = svc_shm_base(r->shm) + r->ref.off;
@@ -626,6 +669,15 @@ static int shm_request(svc_worker *w, wreq *r, nng_msg *m, ros_error *err)
     if (!(r->f.h.flags & SVC_FLAG_VOLATILE))
         r->digest = svc_frame_digest(&r->f.h, buf, (size_t)r->ref.len);
     return 0;
+}
+
+/* The ipc peer of m's connection (SO_PEERCRED), 0 when not known (tcp). */
+static pid_t msg_peer(nng_msg *m)
+{
+    uint64_t pid = 0;
+    if (nng_pipe_get_uint64(nng_msg_get_pipe(m), NNG_OPT_IPC_PEER_PID, &pid) != 0 || pid > INT32_MAX)
+        pid = 0;
+    return (pid_t)pid;
 }
 
 /* Decodes one received message and answers it or queues it. */
@@ -655,7 +707,7 @@ static void handle_msg(wctx *c, nng_msg *m)
     uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(m));
     if (r->f.h.kind == SVC_KIND_SHM) {
         /* the request lies in the caller's memory: read it there */
-        if (shm_request(w, r, m, &err) < 0) {
+        if (shm_request(w, r, msg_peer(m), &err) < 0) {
             nng_msg_free(m);
             nng_msg *reply = error_msg(w, &r->f.h, &err, SVC_FRAME_ROW_NONE);
             req_free(r);
@@ -663,6 +715,11 @@ static void handle_msg(wctx *c, nng_msg *m)
             return;
         }
         nng_msg_free(m);
+    } else if (r->f.h.kind == SVC_KIND_LANE) {
+        pid_t pid = msg_peer(m);
+        nng_msg_free(m);
+        lane_open(c, r, pipe, pid);
+        return;
     } else {
         if (r->f.h.kind == SVC_KIND_REQUEST && !(r->f.h.flags & SVC_FLAG_VOLATILE))
             r->digest = svc_frame_digest(&r->f.h, nng_msg_body(m), nng_msg_len(m));
@@ -900,6 +957,264 @@ static void pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
     drop_waiters_locked(w, match_pipe, &id, &rearm, &dead);
     pthread_mutex_unlock(&w->mtx);
     rearm_and_free(rearm, dead);
+    lanes_stop(w, false, id);
+}
+
+/* ---------------------------------------------------------------- */
+/* Doorbell lanes (service/lane.h) */
+
+static void lane_unref(wlane *l)
+{
+    svc_worker *w = l->w;
+    pthread_mutex_lock(&w->mtx);
+    bool last = --l->refs == 0;
+    pthread_mutex_unlock(&w->mtx);
+    if (!last)
+        return;
+    svc_shm_release(w->shm, l->map);
+    pthread_mutex_destroy(&l->post);
+    free(l);
+}
+
+static void lane_waiter_free(wctx *c)
+{
+    wlane *l = c->lane;
+    if (c->shm)
+        svc_shm_release(l->w->shm, c->shm);
+    free(c);
+    lane_unref(l);
+}
+
+/*
+ * Posts m (an answer to c's request; consumed) into c's lane.  A frame
+ * larger than a lane slot (an inline answer: a duplicate's, a cached one)
+ * goes into the caller's answer area of the request, named by a SHM
+ * envelope; when it does not fit there either, the answer is an ERROR
+ * SVC_ERR_SHM_TOO_SMALL carrying the bytes needed in its row field, and the
+ * caller asks again with a larger area.
+ */
+static void lane_answer(wctx *c, nng_msg *m)
+{
+    svc_worker *w = c->w;
+    wlane *l = c->lane;
+    const uint8_t *frame = nng_msg_body(m);
+    size_t len = nng_msg_len(m);
+    uint8_t env[SVC_FRAME_SHM_SIZE];
+    nng_msg *small = NULL;
+    if (len > SVC_LANE_RESP_MAX) {
+        svc_frame_header h;
+        svc_frame_header_init(&h, SVC_KIND_SHM, NULL);
+        if (c->shm && len <= c->ref.resp_cap) {
+            memcpy(svc_shm_base(c->shm) + c->ref.resp_off, frame, len);
+            svc_shm_ref ref = {0, c->ref.seg_id, c->ref.seg_size, c->ref.resp_off, len, 0, 0};
+            svc_frame_write_shm(&h, &ref, env);
+            frame = env;
+            len = sizeof env;
+        } else {
+            ros_error e;
+            ros_error_clear(&e);
+            ros_error_set(&e, SVC_ERR_SHM_TOO_SMALL, "an answer of %zu bytes does not fit the area offered", len);
+            small = error_msg(w, NULL, &e, (int64_t)len);
+            frame = small ? nng_msg_body(small) : NULL;
+            len = small ? nng_msg_len(small) : 0;
+        }
+    }
+    int rc = -1;
+    if (frame) {
+        pthread_mutex_lock(&l->post);
+        rc = svc_lane_post_answer(&l->view, c->tag, frame, len);
+        pthread_mutex_unlock(&l->post);
+    }
+    nng_msg_free(m);
+    if (small)
+        nng_msg_free(small);
+    pthread_mutex_lock(&w->mtx);
+    if (rc < 0)
+        w->lane_dropped++; /* the caller's timeout asks again */
+    if (c->answer) {
+        c->answer = false;
+        w->sending--;
+        pthread_cond_broadcast(&w->changed);
+    }
+    pthread_mutex_unlock(&w->mtx);
+    lane_waiter_free(c);
+}
+
+/* One envelope taken from lane l: handled as a SHM envelope off the socket,
+ * waited for by a lane waiter. */
+static void lane_request(wlane *l, uint64_t tag, const uint8_t *env, size_t len)
+{
+    svc_worker *w = l->w;
+    wctx *c = calloc(1, sizeof *c);
+    wreq *r = calloc(1, sizeof *r);
+    if (!c || !r) {
+        free(c);
+        free(r);
+        return; /* no answer: the caller's timeout asks again */
+    }
+    c->w = w;
+    c->lane = l;
+    c->tag = tag;
+    c->pipe = l->pipe;
+    pthread_mutex_lock(&w->mtx);
+    l->refs++;
+    pthread_mutex_unlock(&w->mtx);
+    ros_error err;
+    ros_error_clear(&err);
+    if (svc_frame_decode(env, len, w->max_frame, &r->f, &err) < 0 || r->f.h.kind != SVC_KIND_SHM) {
+        if (!err.set)
+            ros_error_set(&err, SVC_ERR_PROTOCOL_VIOLATION, "malformed frame: a lane carries shm envelopes, not %s frames",
+                          svc_frame_kind_name(r->f.h.kind));
+        pthread_mutex_lock(&w->mtx);
+        w->malformed++;
+        pthread_mutex_unlock(&w->mtx);
+        bool has_id = r->f.h.kind != SVC_KIND_NONE;
+        nng_msg *reply = error_msg(w, has_id ? &r->f.h : NULL, &err, SVC_FRAME_ROW_NONE);
+        req_free(r);
+        ctx_send(c, reply);
+        return;
+    }
+    if (shm_request(w, r, l->pid, &err) < 0) {
+        nng_msg *reply = error_msg(w, &r->f.h, &err, SVC_FRAME_ROW_NONE);
+        req_free(r);
+        ctx_send(c, reply);
+        return;
+    }
+    c->shm = r->shm;
+    c->ref = r->ref;
+    svc_shm_retain(w->shm, c->shm);
+    handle_request(c, r);
+}
+
+static void *lane_main(void *arg)
+{
+    wlane *l = arg;
+    svc_worker *w = l->w;
+    uint8_t env[SVC_LANE_REQ_MAX];
+    for (;;) {
+        pthread_mutex_lock(&w->mtx);
+        bool stop = l->stop;
+        pthread_mutex_unlock(&w->mtx);
+        if (stop || svc_lane_closed(&l->view))
+            break;
+        uint64_t tag;
+        size_t len;
+        int rc = svc_lane_take_request(&l->view, &tag, env, &len);
+        if (rc < 0) { /* the caller broke its ring: the lane ends */
+            pthread_mutex_lock(&w->mtx);
+            w->malformed++;
+            pthread_mutex_unlock(&w->mtx);
+            break;
+        }
+        if (rc == 0)
+            svc_lane_wait_request(&l->view, LANE_WAIT_MS);
+        else
+            lane_request(l, tag, env, len);
+    }
+    pthread_mutex_lock(&w->mtx);
+    for (wlane **pp = &w->lanes; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    pthread_mutex_unlock(&w->mtx);
+    lane_unref(l);
+    /* last: worker_free waits for this count, and w may be gone after it */
+    pthread_mutex_lock(&w->mtx);
+    w->nlanes--;
+    pthread_cond_broadcast(&w->changed);
+    pthread_mutex_unlock(&w->mtx);
+    return NULL;
+}
+
+/* A LANE frame (decoded in r) came on c over connection pipe from process
+ * pid: maps the caller's lane and starts its thread; answers PONG, or an
+ * ERROR (SVC_ERR_SHM_UNAVAILABLE: the caller goes on over the socket). */
+static void lane_open(wctx *c, wreq *r, uint32_t pipe, pid_t pid)
+{
+    svc_worker *w = c->w;
+    ros_error err;
+    ros_error_clear(&err);
+    svc_shm_ref ref = r->f.shm;
+    svc_shm_map *map = NULL;
+    wlane *l = NULL;
+    if (ref.len != SVC_LANE_BYTES || ref.off % 64 || ref.resp_off % 64 || ref.resp_cap < SVC_LANE_BELL_BYTES) {
+        ros_error_set(&err, SVC_ERR_PROTOCOL_VIOLATION, "malformed frame: a lane of %llu bytes at %llu",
+                      (unsigned long long)ref.len, (unsigned long long)ref.off);
+        pthread_mutex_lock(&w->mtx);
+        w->malformed++;
+        pthread_mutex_unlock(&w->mtx);
+        goto fail;
+    }
+    if (!(map = svc_shm_attach(w->shm, pid, &ref, &err)))
+        goto fail;
+    if (!(l = calloc(1, sizeof *l))) {
+        ros_error_oom(&err);
+        goto fail;
+    }
+    l->w = w;
+    l->map = map;
+    l->pid = pid;
+    l->pipe = pipe;
+    l->refs = 1;
+    svc_lane_view(&l->view, svc_shm_base(map) + ref.off, svc_shm_base(map) + ref.resp_off);
+    if (!svc_lane_valid(&l->view)) {
+        ros_error_set(&err, SVC_ERR_SHM_UNAVAILABLE, "the caller's memory holds no lane where named");
+        goto fail;
+    }
+    pthread_mutex_init(&l->post, NULL);
+    pthread_mutex_lock(&w->mtx);
+    bool room = !w->stopping && w->nlanes < LANES_MAX;
+    if (room) {
+        l->next = w->lanes;
+        w->lanes = l;
+        w->nlanes++;
+    }
+    pthread_mutex_unlock(&w->mtx);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool started = room && pthread_create(&t, &attr, lane_main, l) == 0;
+    pthread_attr_destroy(&attr);
+    if (!started) {
+        if (room) {
+            pthread_mutex_lock(&w->mtx);
+            for (wlane **pp = &w->lanes; *pp; pp = &(*pp)->next)
+                if (*pp == l) {
+                    *pp = l->next;
+                    break;
+                }
+            w->nlanes--;
+            pthread_mutex_unlock(&w->mtx);
+        }
+        pthread_mutex_destroy(&l->post);
+        ros_error_set(&err, SVC_ERR_SHM_UNAVAILABLE, "no lane can be opened now (%u are open)", LANES_MAX);
+        goto fail;
+    }
+    nng_msg *reply = status_msg(w, &r->f.h, SVC_KIND_PONG);
+    req_free(r);
+    ctx_send(c, reply);
+    return;
+fail:
+    free(l);
+    if (map)
+        svc_shm_release(w->shm, map);
+    nng_msg *ereply = error_msg(w, &r->f.h, &err, SVC_FRAME_ROW_NONE);
+    req_free(r);
+    ctx_send(c, ereply);
+}
+
+/* Stops the lanes opened over connection pipe (all: every lane). */
+static void lanes_stop(svc_worker *w, bool all, uint32_t pipe)
+{
+    pthread_mutex_lock(&w->mtx);
+    for (wlane *l = w->lanes; l; l = l->next)
+        if (all || l->pipe == pipe) {
+            l->stop = true;
+            svc_lane_wake_worker(&l->view);
+        }
+    pthread_mutex_unlock(&w->mtx);
 }
 
 /* ---------------------------------------------------------------- */
@@ -1401,9 +1716,21 @@ static void worker_free(svc_worker *w)
         }
         free(w->ctxs);
     }
+    /* lane threads end (their requests are queued by now or answered) */
+    lanes_stop(w, true, 0);
+    pthread_mutex_lock(&w->mtx);
+    while (w->nlanes > 0)
+        pthread_cond_wait(&w->changed, &w->mtx);
+    pthread_mutex_unlock(&w->mtx);
     while (w->qhead) {
         wreq *r = w->qhead;
         queue_unlink(w, r);
+        for (wctx *c = r->waiters, *next; c; c = next) {
+            next = c->next;
+            if (c->lane)
+                lane_waiter_free(c);
+        }
+        r->waiters = NULL;
         req_free(r);
     }
     while (w->lru_head)
