@@ -1929,6 +1929,14 @@ uint64_t svc_worker_cache_hits(svc_worker *w)
     return n;
 }
 
+uint32_t svc_worker_lanes(svc_worker *w)
+{
+    pthread_mutex_lock(&w->mtx);
+    uint32_t n = w->nlanes;
+    pthread_mutex_unlock(&w->mtx);
+    return n;
+}
+
 const char *svc_worker_url(const svc_worker *w)
 {
     return w->url;

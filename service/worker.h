@@ -85,6 +85,9 @@ uint64_t svc_worker_handler_calls(svc_worker *w);
 /* Requests answered from the result cache since start. */
 uint64_t svc_worker_cache_hits(svc_worker *w);
 
+/* Doorbell lanes (service/lane.h) whose thread runs now. */
+uint32_t svc_worker_lanes(svc_worker *w);
+
 /* The URL the worker listens on: cfg->listen, except that a tcp URL ending
  * in ":0" names the port the system chose.  Valid until svc_worker_stop. */
 const char *svc_worker_url(const svc_worker *w);

@@ -6,7 +6,7 @@
  *    frames, fault loops (every truncation, random mutations, random
  *    garbage) in which decoding must fail cleanly or give a sound batch,
  *    and the content digest (svc_hash64, svc_frame_digest) and advisory
- *    REUSED flag.
+ *    REUSED flag; the doorbell lane's rings and bell (service/lane.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +22,11 @@
 
 #include "runtime/core/error.h"
 #include "service/frame.h"
+#include "service/lane.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <time.h>
 
 /* Checks an exact SQLSTATE on err after a call that must fail. */
 #define assert_fails_with(call, err, sqlstate)                                                         \
@@ -1543,6 +1548,206 @@ static void test_fault_garbage(void **state)
     assert_true(rejected > 0);
 }
 
+
+/* ---------------------------------------------------------------- */
+/* Doorbell lane (service/lane.h) */
+
+/* A lane region and its bell in one shared anonymous mapping, as in a lane
+ * block. */
+typedef struct lane_fx {
+    uint8_t *mem;
+    svc_lane l;
+} lane_fx;
+
+static void lane_fx_open(lane_fx *fx)
+{
+    size_t size = SVC_LANE_FIRST_OFF + SVC_LANE_BYTES;
+    fx->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(fx->mem != MAP_FAILED);
+    svc_lane_view(&fx->l, fx->mem + SVC_LANE_FIRST_OFF, fx->mem + SVC_LANE_BELL_OFF);
+    svc_lane_init(&fx->l);
+}
+
+static void lane_fx_close(lane_fx *fx)
+{
+    munmap(fx->mem, SVC_LANE_FIRST_OFF + SVC_LANE_BYTES);
+}
+
+static void test_lane_frame(void **state)
+{
+    (void)state;
+    svc_request_id id = {7, 3, 0};
+    svc_frame_header h;
+    svc_frame_header_init(&h, SVC_KIND_LANE, &id);
+    svc_shm_ref ref = {5, 0x1234, SVC_LANE_BLOCK_BYTES, SVC_LANE_FIRST_OFF, SVC_LANE_BYTES, SVC_LANE_BELL_OFF,
+                       SVC_LANE_BELL_BYTES};
+    uint8_t buf[SVC_FRAME_SHM_SIZE];
+    svc_frame_write_lane(&h, &ref, buf);
+    svc_frame f;
+    ros_error err;
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_decode(buf, sizeof buf, 0, &f, &err), 0);
+    assert_int_equal(f.h.kind, SVC_KIND_LANE);
+    assert_memory_equal(&f.shm, &ref, sizeof ref);
+    svc_frame_clear(&f);
+    assert_string_equal(svc_frame_kind_name(SVC_KIND_LANE), "lane");
+    /* a lane past the end of its block is malformed */
+    ref.off = SVC_LANE_BLOCK_BYTES - 64;
+    svc_frame_write_lane(&h, &ref, buf);
+    ros_error_clear(&err);
+    assert_int_equal(svc_frame_decode(buf, sizeof buf, 0, &f, &err), -1);
+    assert_string_equal(err.code, SVC_ERR_PROTOCOL_VIOLATION);
+}
+
+/* Requests and answers keep their order and bytes across many wraps of
+ * both rings; a full ring refuses a post; sizes over a slot are refused. */
+static void test_lane_rings(void **state)
+{
+    (void)state;
+    lane_fx fx;
+    lane_fx_open(&fx);
+    assert_true(svc_lane_valid(&fx.l));
+    uint8_t env[SVC_LANE_REQ_MAX], got[SVC_LANE_RESP_MAX];
+    uint64_t tag;
+    size_t len;
+    assert_int_equal(svc_lane_take_request(&fx.l, &tag, env, &len), 0);
+    assert_int_equal(svc_lane_take_answer(&fx.l, &tag, got, &len), 0);
+    assert_false(svc_lane_has_answer(&fx.l));
+    uint64_t next_take = 0;
+    for (uint64_t t = 0; t < 5 * SVC_LANE_RESP_SLOTS; t++) {
+        memset(env, (int)(t & 0xff), sizeof env);
+        assert_int_equal(svc_lane_post_request(&fx.l, t, env, sizeof env), 0);
+        uint8_t e2[SVC_LANE_REQ_MAX];
+        assert_int_equal(svc_lane_take_request(&fx.l, &tag, e2, &len), 1);
+        assert_int_equal(tag, t);
+        assert_int_equal(len, SVC_LANE_REQ_MAX);
+        assert_memory_equal(e2, env, sizeof env);
+        /* answers of varying length, taken two behind */
+        size_t n = 1 + (size_t)(t * 37 % SVC_LANE_RESP_MAX);
+        uint8_t frame[SVC_LANE_RESP_MAX];
+        for (size_t i = 0; i < n; i++)
+            frame[i] = (uint8_t)(t + i);
+        uint32_t bell = svc_lane_bell_read(fx.l.bell);
+        assert_int_equal(svc_lane_post_answer(&fx.l, t, frame, n), 0);
+        assert_int_equal(svc_lane_bell_read(fx.l.bell), bell + 1);
+        if (t >= 2) {
+            assert_true(svc_lane_has_answer(&fx.l));
+            assert_int_equal(svc_lane_take_answer(&fx.l, &tag, got, &len), 1);
+            assert_int_equal(tag, next_take);
+            size_t want = 1 + (size_t)(next_take * 37 % SVC_LANE_RESP_MAX);
+            assert_int_equal(len, want);
+            for (size_t i = 0; i < want; i++)
+                assert_int_equal(got[i], (uint8_t)(next_take + i));
+            next_take++;
+        }
+    }
+    while (svc_lane_take_answer(&fx.l, &tag, got, &len) == 1)
+        assert_int_equal(tag, next_take++);
+    assert_int_equal(next_take, 5 * SVC_LANE_RESP_SLOTS);
+
+    /* full rings */
+    for (uint32_t i = 0; i < SVC_LANE_REQ_SLOTS; i++)
+        assert_int_equal(svc_lane_post_request(&fx.l, i, env, sizeof env), 0);
+    assert_int_equal(svc_lane_post_request(&fx.l, 99, env, sizeof env), -1);
+    for (uint32_t i = 0; i < SVC_LANE_RESP_SLOTS; i++)
+        assert_int_equal(svc_lane_post_answer(&fx.l, i, got, 8), 0);
+    assert_int_equal(svc_lane_post_answer(&fx.l, 99, got, 8), -1);
+    /* too large for a slot */
+    uint8_t big[SVC_LANE_RESP_MAX + 1] = {0};
+    assert_int_equal(svc_lane_take_answer(&fx.l, &tag, got, &len), 1);
+    assert_int_equal(svc_lane_post_answer(&fx.l, 1, big, sizeof big), -1);
+    assert_int_equal(svc_lane_post_request(&fx.l, 1, big, SVC_LANE_REQ_MAX + 1), -1);
+    lane_fx_close(&fx);
+}
+
+/* Indices or lengths a peer corrupted are errors, never reads outside. */
+static void test_lane_corrupt(void **state)
+{
+    (void)state;
+    lane_fx fx;
+    lane_fx_open(&fx);
+    uint8_t env[SVC_LANE_REQ_MAX], got[SVC_LANE_RESP_MAX];
+    uint64_t tag;
+    size_t len;
+    /* the request head far ahead of the tail */
+    uint32_t bad = 1000;
+    memcpy(fx.l.base + 64, &bad, 4);
+    assert_int_equal(svc_lane_take_request(&fx.l, &tag, env, &len), -1);
+    /* the answer head far ahead */
+    memcpy(fx.l.base + 256, &bad, 4);
+    assert_int_equal(svc_lane_take_answer(&fx.l, &tag, got, &len), -1);
+    /* a slot's length over the slot */
+    svc_lane_init(&fx.l);
+    assert_int_equal(svc_lane_post_answer(&fx.l, 5, got, 16), 0);
+    uint32_t huge = SVC_LANE_RESP_MAX + 1;
+    memcpy(fx.l.base + SVC_LANE_CTRL + SVC_LANE_REQ_SLOTS * SVC_LANE_REQ_SLOT + 8, &huge, 4);
+    assert_int_equal(svc_lane_take_answer(&fx.l, &tag, got, &len), -1);
+    /* a tail the client set past the head: the worker refuses to post */
+    svc_lane_init(&fx.l);
+    memcpy(fx.l.base + 320, &bad, 4);
+    assert_int_equal(svc_lane_post_answer(&fx.l, 5, got, 16), -1);
+    /* a region without the magic */
+    memset(fx.l.base, 0, 8);
+    assert_false(svc_lane_valid(&fx.l));
+    lane_fx_close(&fx);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *lane_poster(void *arg)
+{
+    lane_fx *fx = arg;
+    struct timespec d = {0, 50 * 1000000L};
+    nanosleep(&d, NULL);
+    uint8_t env[SVC_LANE_REQ_MAX] = {1};
+    svc_lane_post_request(&fx->l, 42, env, sizeof env);
+    nanosleep(&d, NULL);
+    svc_lane_post_answer(&fx->l, 43, env, 8);
+    return NULL;
+}
+
+/* A sleeping worker is woken by a post, a sleeping client by an answer
+ * (both well before their timeouts), and a close wakes the worker. */
+static void test_lane_doorbell(void **state)
+{
+    (void)state;
+    lane_fx fx;
+    lane_fx_open(&fx);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, lane_poster, &fx), 0);
+    int64_t t0 = mono_ms();
+    uint8_t env[SVC_LANE_REQ_MAX];
+    uint64_t tag;
+    size_t len;
+    while (svc_lane_take_request(&fx.l, &tag, env, &len) == 0)
+        svc_lane_wait_request(&fx.l, 5000);
+    assert_int_equal(tag, 42);
+    uint32_t seen = svc_lane_bell_read(fx.l.bell);
+    while (svc_lane_bell_read(fx.l.bell) == seen)
+        svc_lane_bell_wait(fx.l.bell, fx.l.bell_waiting, seen, 5000);
+    assert_true(mono_ms() - t0 < 2500);
+    assert_int_equal(svc_lane_take_answer(&fx.l, &tag, env, &len), 1);
+    assert_int_equal(tag, 43);
+    pthread_join(t, NULL);
+    /* a wait with nothing posted times out */
+    t0 = mono_ms();
+    svc_lane_wait_request(&fx.l, 30);
+    assert_true(mono_ms() - t0 >= 25);
+    /* closed: no sleep at all */
+    assert_false(svc_lane_closed(&fx.l));
+    svc_lane_close(&fx.l);
+    assert_true(svc_lane_closed(&fx.l));
+    t0 = mono_ms();
+    svc_lane_wait_request(&fx.l, 5000);
+    assert_true(mono_ms() - t0 < 2500);
+    lane_fx_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1564,6 +1769,10 @@ int main(void)
         cmocka_unit_test(test_frame_digest),
         cmocka_unit_test(test_reused_flag),
         cmocka_unit_test(test_shm_envelope),
+        cmocka_unit_test(test_lane_frame),
+        cmocka_unit_test(test_lane_rings),
+        cmocka_unit_test(test_lane_corrupt),
+        cmocka_unit_test(test_lane_doorbell),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,7 @@
 #include "runtime/core/error.h"
 #include "service/client.h"
 #include "service/frame.h"
+#include "service/lane.h"
 #include "service/shm.h"
 #include "service/worker.h"
 
@@ -1625,6 +1626,213 @@ static void test_shm_lane(void **state)
     fx_stop(&fx);
 }
 
+/* ---------------------------------------------------------------- */
+/* Doorbell lane (service/lane.h) */
+
+/* Waits up to 3 s for the worker to run n lanes. */
+static void wait_lanes(fixture *fx, uint32_t n)
+{
+    for (int i = 0; i < 300 && svc_worker_lanes(fx->w) != n; i++)
+        sleep_ms(10);
+    assert_int_equal(svc_worker_lanes(fx->w), n);
+}
+
+/* Once a local instance has answered a request read from our memory, the
+ * next ones go through a doorbell lane: answers right, cache hits too
+ * (inline answers copied into the area offered); an answer larger than the
+ * area offered is asked again with room for it; the lane ends with its
+ * client; ROSQL_SVC_LANE=0 keeps to the socket. */
+static void test_doorbell_lane(void **state)
+{
+    (void)state;
+    fixture fx;
+    svc_worker_config cfg = config("builtin:echo", NULL);
+    cfg.cache_entries = 64;
+    fx_start(&fx, cfg, true);
+    svc_client *c = open_client(fx.url, 0);
+    for (uint64_t seq = 1; seq <= 6; seq++)
+        assert_false(client_call(c, seq, 0, (int64_t)seq * 100000, 20000));
+    svc_client_stats st;
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_shm, 6);
+    assert_int_equal(st.parts_lane, 5); /* the first showed that it maps our memory */
+    assert_int_equal(svc_worker_lanes(fx.w), 1);
+    assert_true(client_call(c, 3, 0, 300000, 20000)); /* a cache hit, through the lane */
+    assert_false(client_call(c, 7, 0, 5, 100));       /* small: inline on the socket */
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_lane, 6);
+    assert_int_equal(st.parts_sent, 8);
+    svc_client_close(c);
+    wait_lanes(&fx, 0);
+
+    setenv("ROSQL_SVC_LANE", "0", 1);
+    c = open_client(fx.url, 0);
+    for (uint64_t seq = 11; seq <= 13; seq++)
+        assert_false(client_call(c, seq, 0, 1, 20000));
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_shm, 3);
+    assert_int_equal(st.parts_lane, 0);
+    assert_int_equal(svc_worker_lanes(fx.w), 0);
+    svc_client_close(c);
+    unsetenv("ROSQL_SVC_LANE");
+    fx_stop(&fx);
+
+    /* Answers much larger than their requests (short texts -> 256 floats):
+     * the first comes inline over the socket; then two requests at once,
+     * on two flights: the one whose flight has not seen the large answer
+     * offers too little room, is answered 58R01 with the size needed and
+     * sent again with that much room. */
+    fx_start(&fx, config("builtin:embed", "dim=256\n"), true);
+    ros_batch b;
+    batch_text(&b, 3000, 12);
+    c = open_client(fx.url, 0);
+    embed_via_client(&fx, c, 1, &b, 256);
+    ros_error err;
+    ros_error_clear(&err);
+    ros_batch copy[2];
+    for (int k = 0; k < 2; k++) {
+        memset(&copy[k], 0, sizeof copy[k]);
+        assert_int_equal(svc_batch_append(&copy[k], &b, &err), 0);
+        assert_int_equal(svc_client_submit(c, 2 + (uint64_t)k, NULL, SVC_FLAG_VOLATILE, &copy[k], NULL, &err), 0);
+    }
+    uint8_t *buf;
+    size_t len;
+    req_frame(5, 1, 900, 0, SVC_FLAG_VOLATILE, 0, &b, &buf, &len);
+    svc_frame want;
+    rpc(fx.s, buf, len, &want);
+    for (int k = 0; k < 2; k++) {
+        svc_result res;
+        assert_int_equal(svc_client_poll(c, 10000, &res), 1);
+        if (!res.ok)
+            fail_msg("request %llu failed: %s", (unsigned long long)res.seq, res.error.message);
+        assert_int_equal(res.out.data_len, want.batch.cols[0].data_len);
+        assert_memory_equal(res.out.data, want.batch.cols[0].data, res.out.data_len);
+        svc_result_clear(&res);
+    }
+    svc_frame_clear(&want);
+    svc_client_get_stats(c, &st);
+    assert_int_equal(st.parts_lane, 3); /* two, and the one asked again */
+    assert_int_equal(st.parts_sent, 4);
+    svc_client_close(c);
+    svc_batch_free(&b);
+    fx_stop(&fx);
+}
+
+/* A lane opened by hand on the raw socket: LANE frames that name no lane
+ * are refused; envelopes posted into the lane are answered in it, garbage
+ * with an error (counted), and the worker keeps serving. */
+static void test_lane_malformed(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_start(&fx, config("builtin:echo", NULL), true);
+    ros_error err;
+    ros_error_clear(&err);
+    svc_shm_seg blk, seg;
+    assert_int_equal(svc_shm_seg_create(&blk, SVC_LANE_BLOCK_BYTES, &err), 0);
+    assert_int_equal(svc_shm_seg_create(&seg, 1 << 20, &err), 0);
+    svc_lane lane;
+    svc_lane_view(&lane, blk.base + SVC_LANE_FIRST_OFF, blk.base + SVC_LANE_BELL_OFF);
+    svc_request_id rid = {5, 1, 0};
+    svc_frame_header h;
+    svc_frame_header_init(&h, SVC_KIND_LANE, &rid);
+    uint8_t env[SVC_FRAME_SHM_SIZE];
+    svc_frame f;
+    /* no magic yet, then a wrong size, then another segment's descriptor */
+    svc_shm_ref ref = {(uint32_t)blk.fd, blk.id, blk.size, SVC_LANE_FIRST_OFF, SVC_LANE_BYTES, SVC_LANE_BELL_OFF,
+                       SVC_LANE_BELL_BYTES};
+    svc_frame_write_lane(&h, &ref, env);
+    rpc_raw(fx.s, env, sizeof env, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+    assert_string_equal(f.remote.code, SVC_ERR_SHM_UNAVAILABLE);
+    svc_frame_clear(&f);
+    svc_lane_init(&lane);
+    svc_shm_ref bad = ref;
+    bad.len = 4096;
+    svc_frame_write_lane(&h, &bad, env);
+    rpc_raw(fx.s, env, sizeof env, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+    assert_string_equal(f.remote.code, SVC_ERR_PROTOCOL_VIOLATION);
+    svc_frame_clear(&f);
+    bad = ref;
+    bad.fd = (uint32_t)seg.fd;
+    svc_frame_write_lane(&h, &bad, env);
+    rpc_raw(fx.s, env, sizeof env, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+    assert_string_equal(f.remote.code, SVC_ERR_SHM_UNAVAILABLE);
+    svc_frame_clear(&f);
+    assert_int_equal(svc_worker_lanes(fx.w), 0);
+    svc_frame_write_lane(&h, &ref, env);
+    rpc_raw(fx.s, env, sizeof env, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_PONG);
+    svc_frame_clear(&f);
+    assert_int_equal(svc_worker_lanes(fx.w), 1);
+
+    /* garbage, then a frame that is not an envelope, then a request */
+    uint8_t junk[SVC_LANE_REQ_MAX];
+    memset(junk, 0xa5, sizeof junk);
+    assert_int_equal(svc_lane_post_request(&lane, 1, junk, sizeof junk), 0);
+    uint8_t *buf;
+    size_t len;
+    simple_frame(SVC_KIND_PING, 5, 1, 0, &buf, &len);
+    assert_int_equal(svc_lane_post_request(&lane, 2, buf, len), 0);
+    free(buf);
+    ros_batch b;
+    batch_seq(&b, 100, 1000);
+    req_frame(5, 1, 3, 0, SVC_FLAG_VOLATILE, 0, &b, &buf, &len);
+    memcpy(seg.base + SVC_SHM_SEG_HEADER, buf, len);
+    free(buf);
+    svc_frame_header rh;
+    svc_request_id id3 = {5, 1, 3};
+    svc_frame_header_init(&rh, SVC_KIND_REQUEST, &id3);
+    svc_shm_ref rref = {(uint32_t)seg.fd, seg.id, seg.size, SVC_SHM_SEG_HEADER, len, 65536, seg.size - 65536};
+    svc_frame_write_shm(&rh, &rref, env);
+    assert_int_equal(svc_lane_post_request(&lane, 3, env, sizeof env), 0);
+    for (uint64_t want_tag = 1; want_tag <= 3; want_tag++) {
+        uint8_t ans[SVC_LANE_RESP_MAX];
+        uint64_t tag;
+        size_t alen;
+        int64_t t0 = now_ms();
+        uint32_t seen = svc_lane_bell_read(lane.bell);
+        while (svc_lane_take_answer(&lane, &tag, ans, &alen) == 0) {
+            assert_true(now_ms() - t0 < 5000);
+            svc_lane_bell_wait(lane.bell, lane.bell_waiting, seen, 100);
+            seen = svc_lane_bell_read(lane.bell);
+        }
+        assert_int_equal(tag, want_tag);
+        assert_int_equal(svc_frame_decode(ans, alen, 0, &f, &err), 0);
+        if (want_tag < 3) {
+            assert_int_equal(f.h.kind, SVC_KIND_ERROR);
+            assert_string_equal(f.remote.code, SVC_ERR_PROTOCOL_VIOLATION);
+        } else {
+            assert_int_equal(f.h.kind, SVC_KIND_SHM);
+            svc_frame a;
+            assert_int_equal(svc_frame_decode(seg.base + f.shm.off, (size_t)f.shm.len, 0, &a, &err), 0);
+            assert_seq(&a, 100, 1000);
+            svc_frame_clear(&a);
+        }
+        svc_frame_clear(&f);
+    }
+    assert_true(ping(fx.s).malformed >= 3); /* the size, the garbage, the PING */
+    /* a corrupt ring ends the lane; closing one ends it too */
+    uint32_t far = 5000;
+    memcpy(lane.base + 64, &far, 4);
+    svc_lane_wake_worker(&lane);
+    wait_lanes(&fx, 0);
+    svc_lane_init(&lane);
+    svc_frame_write_lane(&h, &ref, env);
+    rpc_raw(fx.s, env, sizeof env, &f);
+    assert_int_equal(f.h.kind, SVC_KIND_PONG);
+    svc_frame_clear(&f);
+    wait_lanes(&fx, 1);
+    svc_lane_close(&lane);
+    wait_lanes(&fx, 0);
+    svc_batch_free(&b);
+    svc_shm_seg_destroy(&seg);
+    svc_shm_seg_destroy(&blk);
+    fx_stop(&fx);
+}
+
 /* An envelope sent by hand on the raw socket, naming seg (or fd) with
  * the request frame at off. */
 static void shm_rpc(fixture *fx, uint32_t fd, uint64_t id, uint64_t size, uint64_t off, uint64_t len,
@@ -1889,6 +2097,8 @@ int main(void)
         cmocka_unit_test(test_echo_types),
         cmocka_unit_test(test_answer_sizes),
         cmocka_unit_test(test_shm_lane),
+        cmocka_unit_test(test_doorbell_lane),
+        cmocka_unit_test(test_lane_malformed),
         cmocka_unit_test(test_shm_malformed),
         cmocka_unit_test(test_shm_other_process),
         cmocka_unit_test(test_batching_across_callers),
