@@ -105,7 +105,10 @@ typedef struct svc_shm_ref {
 #define SVC_FLAG_NO_STORE (1u << 17) /* REQUEST: the asker will not ask for this answer again
                                         once it has it (an ad-hoc query: its job id is drawn
                                         at random), so the worker need not keep it in its
-                                        result cache; lookups and duplicates are unchanged */
+                                        result cache; lookups and duplicates are unchanged.
+                                        Its asker never sends other rows under the same id,
+                                        so the worker hashes its content only to compare it
+                                        with an answer or request of that id it holds */
 
 /*
  * Name of a question.  seq does not depend on the attempt, so a retry, a

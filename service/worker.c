@@ -30,7 +30,9 @@
  * index and a 64-bit digest of the part's method and payload bytes
  * (svc_frame_digest, computed once per keyed request on the receiving nng
  * thread): after a job restore the same id may carry other rows, which are
- * then a miss and computed afresh.  Answers not computed for their asker (a
+ * then a miss and computed afresh.  A NO_STORE request (an ad-hoc query,
+ * whose random job id is never reused with other rows) is hashed only when
+ * its id is already known to the worker (see needs_digest).  Answers not computed for their asker (a
  * cache hit, a duplicate) carry the advisory flag SVC_FLAG_REUSED.
  */
 #include "runtime/core/clock.h"
@@ -94,6 +96,7 @@ typedef struct wkey {
     uint32_t op;     /* request id: operator */
     uint32_t part;   /* part index */
     uint64_t digest; /* svc_frame_digest of the part: method and payload bytes */
+    bool known;      /* digest computed (see needs_digest); unknown keys meet only each other */
 } wkey;
 
 /* Chained hash table node, embedded in what it indexes. */
@@ -115,6 +118,7 @@ typedef struct wreq {
     hnode hn;             /* in w->inflight (when keyed) */
     bool keyed;           /* not VOLATILE: duplicates may attach, answer may be cached */
     uint64_t digest;      /* keyed: svc_frame_digest of the received frame */
+    bool digest_known;    /* ... computed (see needs_digest) */
     svc_frame f;          /* decoded header and batch (may borrow msg's bytes) */
     nng_msg *msg;         /* received message while f borrows it, else NULL */
     svc_shm_maps *maps;   /* shm: the cache shm belongs to */
@@ -235,7 +239,7 @@ static int htab_init(htab *t, size_t want);
 static hnode *htab_find(const htab *t, const wkey *k);
 static void htab_insert(htab *t, hnode *n);
 static void htab_remove(htab *t, hnode *n);
-static wkey key_of(const svc_frame_header *h, uint64_t digest);
+static wkey key_of(const svc_frame_header *h, uint64_t digest, bool known);
 static void patch_reply(uint8_t *frame, uint32_t attempt, bool reused);
 static void queue_unlink(svc_worker *w, wreq *r);
 static void req_free(wreq *r);
@@ -252,6 +256,7 @@ static void realign(nng_msg *m);
 static void handle_msg(wctx *c, nng_msg *m);
 static int shm_request(svc_worker *w, wreq *r, pid_t pid, ros_error *err);
 static pid_t msg_peer(nng_msg *m);
+static bool needs_digest(svc_worker *w, const svc_frame_header *h);
 static void lane_open(wctx *c, wreq *r, uint32_t pipe, pid_t pid);
 static void lane_answer(wctx *c, nng_msg *m);
 static void lane_waiter_free(wctx *c);
@@ -304,8 +309,7 @@ static uint64_t key_hash(const wkey *k)
     uint64_t h = k->job * 0x9e3779b97f4a7c15ull;
     h ^= (k->seq + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
     h ^= ((uint64_t)k->op << 32 | k->part) * 0x94d049bb133111ebull;
-    h ^= k->digest; /* already well mixed */
-    return h ^ (h >> 29);
+    return h ^ (h >> 29); /* not the digest: a probe by id alone finds the bucket */
 }
 
 /* Returns 0, or -1 when out of memory (t is left empty). */
@@ -323,9 +327,18 @@ static hnode *htab_find(const htab *t, const wkey *k)
 {
     for (hnode *n = t->b[key_hash(k) & t->mask]; n; n = n->next)
         if (n->key.job == k->job && n->key.seq == k->seq && n->key.op == k->op &&
-            n->key.part == k->part && n->key.digest == k->digest)
+            n->key.part == k->part && n->key.known == k->known && n->key.digest == k->digest)
             return n;
     return NULL;
+}
+
+/* Whether t holds a key of k's id and part, whatever its digest. */
+static bool htab_has_id(const htab *t, const wkey *k)
+{
+    for (hnode *n = t->b[key_hash(k) & t->mask]; n; n = n->next)
+        if (n->key.job == k->job && n->key.seq == k->seq && n->key.op == k->op && n->key.part == k->part)
+            return true;
+    return false;
 }
 
 static void htab_insert(htab *t, hnode *n)
@@ -345,9 +358,9 @@ static void htab_remove(htab *t, hnode *n)
         }
 }
 
-static wkey key_of(const svc_frame_header *h, uint64_t digest)
+static wkey key_of(const svc_frame_header *h, uint64_t digest, bool known)
 {
-    wkey k = {h->id.job, h->id.seq, h->id.op, h->part_index, digest};
+    wkey k = {h->id.job, h->id.seq, h->id.op, h->part_index, known ? digest : 0, known};
     return k;
 }
 
@@ -666,9 +679,32 @@ static int shm_request(svc_worker *w, wreq *r, pid_t pid, ros_error *err)
         pthread_mutex_unlock(&w->mtx);
         return -1;
     }
-    if (!(r->f.h.flags & SVC_FLAG_VOLATILE))
+    if ((r->digest_known = needs_digest(w, &r->f.h)))
         r->digest = svc_frame_digest(&r->f.h, buf, (size_t)r->ref.len);
     return 0;
+}
+
+/*
+ * Whether a request's key needs the digest of its content.  Not for a
+ * VOLATILE one (never keyed).  A NO_STORE one (an ad-hoc query: its job id
+ * is drawn at random and its asker never sends other rows under a seq)
+ * needs it only when an answer or a request of its id is cached, queued or
+ * running now, to be compared with; otherwise its key is its id with the
+ * digest unknown, which meets only other unknown keys, that is NO_STORE
+ * requests of the same id and so the same rows.  Spares hashing every
+ * byte of an ad-hoc query's requests.
+ */
+static bool needs_digest(svc_worker *w, const svc_frame_header *h)
+{
+    if (h->flags & SVC_FLAG_VOLATILE)
+        return false;
+    if (!(h->flags & SVC_FLAG_NO_STORE))
+        return true;
+    wkey k = key_of(h, 0, false);
+    pthread_mutex_lock(&w->mtx);
+    bool seen = htab_has_id(&w->inflight, &k) || htab_has_id(&w->cache, &k);
+    pthread_mutex_unlock(&w->mtx);
+    return seen;
 }
 
 /* The ipc peer of m's connection (SO_PEERCRED), 0 when not known (tcp). */
@@ -721,7 +757,7 @@ static void handle_msg(wctx *c, nng_msg *m)
         lane_open(c, r, pipe, pid);
         return;
     } else {
-        if (r->f.h.kind == SVC_KIND_REQUEST && !(r->f.h.flags & SVC_FLAG_VOLATILE))
+        if (r->f.h.kind == SVC_KIND_REQUEST && (r->digest_known = needs_digest(w, &r->f.h)))
             r->digest = svc_frame_digest(&r->f.h, nng_msg_body(m), nng_msg_len(m));
         if (r->f.borrowed)
             r->msg = m; /* the batch points into m */
@@ -768,7 +804,7 @@ static void handle_request(wctx *c, wreq *r)
     const svc_frame_header *h = &r->f.h;
     nng_msg *reply = NULL;
     bool keyed = !(h->flags & SVC_FLAG_VOLATILE);
-    wkey k = key_of(h, r->digest);
+    wkey k = key_of(h, r->digest, r->digest_known);
 
     pthread_mutex_lock(&w->mtx);
     if (w->phase == PH_FAILED && !w->draining) {
