@@ -874,7 +874,13 @@ static int send_part(svc_client *c, part *p, uint64_t now, ros_error *err)
         if (svc_client_test_routed)
             svc_client_test_routed(c, m->url);
         lock(c);
-        if (m->npipes > 0 && (!fl->via_shm || m->lane_state != LANE_OPEN || has_pipe(m, m->lane_pipe)))
+        if (m->lane_state == LANE_OPEN && !has_pipe(m, m->lane_pipe)) {
+            /* the lane's connection closed (the pump has not seen it yet):
+             * this part goes over the socket, a new lane opens later */
+            svc_lane_close(&m->lane);
+            m->lane_state = LANE_NONE;
+        }
+        if (m->npipes > 0)
             break; /* c->mu stays held: the flight is recorded below */
         /* Its connection closed since routing looked.  The pipe event that
          * marks a member's flights lost has already run, so it would not

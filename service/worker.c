@@ -1127,6 +1127,7 @@ static void *lane_main(void *arg)
     wlane *l = arg;
     svc_worker *w = l->w;
     uint8_t env[SVC_LANE_REQ_MAX];
+    prctl(PR_SET_NAME, "rosd:lane", 0, 0, 0); /* in ps -T and /proc/PID/task/N/comm */
     for (;;) {
         pthread_mutex_lock(&w->mtx);
         bool stop = l->stop;
