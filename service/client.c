@@ -322,7 +322,7 @@ static void copy_bits_at(uint8_t *dst, uint32_t at, const uint8_t *src, uint32_t
 static void kick_locked(svc_client *c);
 static bool has_pipe(const member *m, uint32_t id);
 static void lane_open(svc_client *c, member *m);
-static void lane_flight_end_locked(svc_client *c, flight *fl, int rv);
+static void flight_done_locked(svc_client *c, flight *fl, int rv);
 static void flight_cancel_locked(svc_client *c, flight *fl);
 static void drain_lane(svc_client *c, member *m, uint64_t now);
 static bool lanes_pending(svc_client *c);
@@ -488,6 +488,14 @@ static void flight_cb(void *arg)
         unlock(c); /* no operation of ours was running (cannot happen) */
         return;
     }
+    flight_done_locked(c, fl, rv);
+    unlock(c);
+}
+
+/* Flight fl finished with rv (its reply, if any, set): queued for the
+ * pump, which is woken.  Caller holds c->mu. */
+static void flight_done_locked(svc_client *c, flight *fl, int rv)
+{
     fl->rv = rv;
     fl->phase = FL_DONE;
     fl->next_event = NULL;
@@ -497,7 +505,6 @@ static void flight_cb(void *arg)
         c->ev_head = fl;
     c->ev_tail = fl;
     kick_locked(c);
-    unlock(c);
 }
 
 /* A membership push arrived on the SUB socket. */
@@ -1019,31 +1026,17 @@ static void lane_open(svc_client *c, member *m)
         svc_lane_close(&m->lane); /* an instance that opened it late lets it go */
 }
 
-/* Completes lane flight fl (out, not answered) with rv: the pump reports it
- * like a finished nng operation.  Caller holds c->mu. */
-static void lane_flight_end_locked(svc_client *c, flight *fl, int rv)
-{
-    fl->rv = rv;
-    fl->reply = NULL;
-    fl->phase = FL_DONE;
-    fl->next_event = NULL;
-    if (c->ev_tail)
-        c->ev_tail->next_event = fl;
-    else
-        c->ev_head = fl;
-    c->ev_tail = fl;
-    c->kick = true;
-}
-
 /* Cancels flight fl (its part is given up, or its connection closed);
  * caller holds c->mu. */
 static void flight_cancel_locked(svc_client *c, flight *fl)
 {
     fl->cancel = true;
-    if (!fl->on_lane)
+    if (!fl->on_lane) {
         nng_aio_cancel(fl->aio);
-    else if (fl->phase == FL_RECV)
-        lane_flight_end_locked(c, fl, fl->lost ? NNG_ECONNSHUT : NNG_ECANCELED);
+    } else if (fl->phase == FL_RECV) {
+        fl->reply = NULL; /* a lane flight out ends unanswered, as an nng one would */
+        flight_done_locked(c, fl, fl->lost ? NNG_ECONNSHUT : NNG_ECANCELED);
+    }
 }
 
 /* Takes the answers waiting in m's lane and reports each to its flight

@@ -257,6 +257,7 @@ static void handle_msg(wctx *c, nng_msg *m);
 static int shm_request(svc_worker *w, wreq *r, pid_t pid, ros_error *err);
 static pid_t msg_peer(nng_msg *m);
 static bool needs_digest(svc_worker *w, const svc_frame_header *h);
+static void answer_malformed(wctx *c, wreq *r, const ros_error *err);
 static void lane_open(wctx *c, wreq *r, uint32_t pipe, pid_t pid);
 static void lane_answer(wctx *c, nng_msg *m);
 static void lane_waiter_free(wctx *c);
@@ -716,6 +717,20 @@ static pid_t msg_peer(nng_msg *m)
     return (pid_t)pid;
 }
 
+/* r (its header decoded, or kind NONE) was malformed: counted, answered
+ * with err on c (naming the request when its header was read), freed. */
+static void answer_malformed(wctx *c, wreq *r, const ros_error *err)
+{
+    svc_worker *w = c->w;
+    pthread_mutex_lock(&w->mtx);
+    w->malformed++;
+    pthread_mutex_unlock(&w->mtx);
+    bool has_id = r->f.h.kind != SVC_KIND_NONE;
+    nng_msg *reply = error_msg(w, has_id ? &r->f.h : NULL, err, SVC_FRAME_ROW_NONE);
+    req_free(r);
+    ctx_send(c, reply);
+}
+
 /* Decodes one received message and answers it or queues it. */
 static void handle_msg(wctx *c, nng_msg *m)
 {
@@ -731,13 +746,7 @@ static void handle_msg(wctx *c, nng_msg *m)
     realign(m);
     if (svc_frame_decode_view(nng_msg_body(m), nng_msg_len(m), w->max_frame, &r->f, &err) < 0) {
         nng_msg_free(m);
-        pthread_mutex_lock(&w->mtx);
-        w->malformed++;
-        pthread_mutex_unlock(&w->mtx);
-        bool has_id = r->f.h.kind != SVC_KIND_NONE;
-        nng_msg *reply = error_msg(w, has_id ? &r->f.h : NULL, &err, SVC_FRAME_ROW_NONE);
-        req_free(r);
-        ctx_send(c, reply);
+        answer_malformed(c, r, &err);
         return;
     }
     uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(m));
@@ -1101,13 +1110,7 @@ static void lane_request(wlane *l, uint64_t tag, const uint8_t *env, size_t len)
         if (!err.set)
             ros_error_set(&err, SVC_ERR_PROTOCOL_VIOLATION, "malformed frame: a lane carries shm envelopes, not %s frames",
                           svc_frame_kind_name(r->f.h.kind));
-        pthread_mutex_lock(&w->mtx);
-        w->malformed++;
-        pthread_mutex_unlock(&w->mtx);
-        bool has_id = r->f.h.kind != SVC_KIND_NONE;
-        nng_msg *reply = error_msg(w, has_id ? &r->f.h : NULL, &err, SVC_FRAME_ROW_NONE);
-        req_free(r);
-        ctx_send(c, reply);
+        answer_malformed(c, r, &err);
         return;
     }
     if (shm_request(w, r, l->pid, &err) < 0) {
