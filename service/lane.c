@@ -49,6 +49,13 @@ static _Atomic uint32_t *word(const svc_lane *l, size_t off)
     return (_Atomic uint32_t *)(void *)(l->base + off);
 }
 
+/* Slot i (a free-running index) of a request (req) or answer ring. */
+static uint8_t *slot(const svc_lane *l, bool req, uint32_t i)
+{
+    return req ? l->base + OFF_REQ_RING + (size_t)(i % SVC_LANE_REQ_SLOTS) * SVC_LANE_REQ_SLOT
+               : l->base + OFF_RESP_RING + (size_t)(i % SVC_LANE_RESP_SLOTS) * SVC_LANE_RESP_SLOT;
+}
+
 /* Futex on a word of a shared mapping (not FUTEX_PRIVATE: two processes). */
 static void futex_wait(_Atomic uint32_t *w, uint32_t seen, int timeout_ms)
 {
@@ -96,7 +103,7 @@ int svc_lane_post_request(svc_lane *l, uint64_t tag, const uint8_t *env, size_t 
     uint32_t tail = atomic_load_explicit(word(l, OFF_REQ_TAIL), memory_order_acquire);
     if (head - tail >= SVC_LANE_REQ_SLOTS)
         return -1;
-    uint8_t *s = l->base + OFF_REQ_RING + (size_t)(head % SVC_LANE_REQ_SLOTS) * SVC_LANE_REQ_SLOT;
+    uint8_t *s = slot(l, true, head);
     memcpy(s, &tag, 8);
     memcpy(s + 8, env, len);
     if (len < SVC_LANE_REQ_MAX)
@@ -115,7 +122,7 @@ int svc_lane_take_request(svc_lane *l, uint64_t *tag, uint8_t *env, size_t *len)
         return 0;
     if (head - tail > SVC_LANE_REQ_SLOTS)
         return -1;
-    const uint8_t *s = l->base + OFF_REQ_RING + (size_t)(tail % SVC_LANE_REQ_SLOTS) * SVC_LANE_REQ_SLOT;
+    const uint8_t *s = slot(l, true, tail);
     memcpy(tag, s, 8);
     memcpy(env, s + 8, SVC_LANE_REQ_MAX);
     *len = SVC_LANE_REQ_MAX;
@@ -157,7 +164,7 @@ int svc_lane_post_answer(svc_lane *l, uint64_t tag, const uint8_t *frame, size_t
     uint32_t tail = atomic_load_explicit(word(l, OFF_RESP_TAIL), memory_order_acquire);
     if (head - tail >= SVC_LANE_RESP_SLOTS)
         return -1; /* full, or a tail the client corrupted */
-    uint8_t *s = l->base + OFF_RESP_RING + (size_t)(head % SVC_LANE_RESP_SLOTS) * SVC_LANE_RESP_SLOT;
+    uint8_t *s = slot(l, false, head);
     uint32_t n = (uint32_t)len, zero = 0;
     memcpy(s, &tag, 8);
     memcpy(s + 8, &n, 4);
@@ -176,7 +183,7 @@ int svc_lane_take_answer(svc_lane *l, uint64_t *tag, uint8_t *frame, size_t *len
         return 0;
     if (head - tail > SVC_LANE_RESP_SLOTS)
         return -1;
-    const uint8_t *s = l->base + OFF_RESP_RING + (size_t)(tail % SVC_LANE_RESP_SLOTS) * SVC_LANE_RESP_SLOT;
+    const uint8_t *s = slot(l, false, tail);
     uint32_t n;
     memcpy(tag, s, 8);
     memcpy(&n, s + 8, 4);

@@ -1718,6 +1718,23 @@ static void test_doorbell_lane(void **state)
     fx_stop(&fx);
 }
 
+/* Sends a LANE frame naming ref on the raw socket; the answer must be of
+ * kind, with SQLSTATE code when it is an ERROR. */
+static void lane_rpc(fixture *fx, const svc_shm_ref *ref, svc_frame_kind kind, const char *code)
+{
+    svc_request_id rid = {5, 1, 0};
+    svc_frame_header h;
+    svc_frame_header_init(&h, SVC_KIND_LANE, &rid);
+    uint8_t env[SVC_FRAME_SHM_SIZE];
+    svc_frame_write_lane(&h, ref, env);
+    svc_frame f;
+    rpc_raw(fx->s, env, sizeof env, &f);
+    assert_int_equal(f.h.kind, kind);
+    if (code)
+        assert_string_equal(f.remote.code, code);
+    svc_frame_clear(&f);
+}
+
 /* A lane opened by hand on the raw socket: LANE frames that name no lane
  * are refused; envelopes posted into the lane are answered in it, garbage
  * with an error (counted), and the worker keeps serving. */
@@ -1733,39 +1750,21 @@ static void test_lane_malformed(void **state)
     assert_int_equal(svc_shm_seg_create(&seg, 1 << 20, &err), 0);
     svc_lane lane;
     svc_lane_view(&lane, blk.base + SVC_LANE_FIRST_OFF, blk.base + SVC_LANE_BELL_OFF);
-    svc_request_id rid = {5, 1, 0};
-    svc_frame_header h;
-    svc_frame_header_init(&h, SVC_KIND_LANE, &rid);
     uint8_t env[SVC_FRAME_SHM_SIZE];
     svc_frame f;
     /* no magic yet, then a wrong size, then another segment's descriptor */
     svc_shm_ref ref = {(uint32_t)blk.fd, blk.id, blk.size, SVC_LANE_FIRST_OFF, SVC_LANE_BYTES, SVC_LANE_BELL_OFF,
                        SVC_LANE_BELL_BYTES};
-    svc_frame_write_lane(&h, &ref, env);
-    rpc_raw(fx.s, env, sizeof env, &f);
-    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
-    assert_string_equal(f.remote.code, SVC_ERR_SHM_UNAVAILABLE);
-    svc_frame_clear(&f);
+    lane_rpc(&fx, &ref, SVC_KIND_ERROR, SVC_ERR_SHM_UNAVAILABLE);
     svc_lane_init(&lane);
     svc_shm_ref bad = ref;
     bad.len = 4096;
-    svc_frame_write_lane(&h, &bad, env);
-    rpc_raw(fx.s, env, sizeof env, &f);
-    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
-    assert_string_equal(f.remote.code, SVC_ERR_PROTOCOL_VIOLATION);
-    svc_frame_clear(&f);
+    lane_rpc(&fx, &bad, SVC_KIND_ERROR, SVC_ERR_PROTOCOL_VIOLATION);
     bad = ref;
     bad.fd = (uint32_t)seg.fd;
-    svc_frame_write_lane(&h, &bad, env);
-    rpc_raw(fx.s, env, sizeof env, &f);
-    assert_int_equal(f.h.kind, SVC_KIND_ERROR);
-    assert_string_equal(f.remote.code, SVC_ERR_SHM_UNAVAILABLE);
-    svc_frame_clear(&f);
+    lane_rpc(&fx, &bad, SVC_KIND_ERROR, SVC_ERR_SHM_UNAVAILABLE);
     assert_int_equal(svc_worker_lanes(fx.w), 0);
-    svc_frame_write_lane(&h, &ref, env);
-    rpc_raw(fx.s, env, sizeof env, &f);
-    assert_int_equal(f.h.kind, SVC_KIND_PONG);
-    svc_frame_clear(&f);
+    lane_rpc(&fx, &ref, SVC_KIND_PONG, NULL);
     assert_int_equal(svc_worker_lanes(fx.w), 1);
 
     /* garbage, then a frame that is not an envelope, then a request */
@@ -1820,10 +1819,7 @@ static void test_lane_malformed(void **state)
     svc_lane_wake_worker(&lane);
     wait_lanes(&fx, 0);
     svc_lane_init(&lane);
-    svc_frame_write_lane(&h, &ref, env);
-    rpc_raw(fx.s, env, sizeof env, &f);
-    assert_int_equal(f.h.kind, SVC_KIND_PONG);
-    svc_frame_clear(&f);
+    lane_rpc(&fx, &ref, SVC_KIND_PONG, NULL);
     wait_lanes(&fx, 1);
     svc_lane_close(&lane);
     wait_lanes(&fx, 0);
